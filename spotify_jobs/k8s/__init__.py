@@ -1,0 +1,1 @@
+"""The one builder of dagster-k8s config, and rendering of the exact step Job manifests."""

@@ -1,0 +1,120 @@
+"""The one place environment variables are read.
+
+`load_settings()` is called once where the program starts (definitions, CLI); everything else receives the
+`Settings` object. Seed variables keep their old names (NAMESPACE, PRIORITY, ...); the project's own start
+with SPOTIFY_JOBS_.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from spotify_jobs.tenancy.registry import DEFAULT_REGISTRY_PATH, validate_tenant_id
+from spotify_jobs.tenancy.tiers import TIER_ORDER, Priority
+
+DEV_PSEUDONYM_SECRET = "dev-only-pseudonymisation-secret"  # noqa: S105 - the embedded default's, refused in production
+ENVIRONMENT_SHORT = {"development": "dev", "staging": "stg", "production": "prd"}
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the platform cannot run with."""
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name, name.lower())
+
+
+class Settings(BaseSettings):
+    """Everything the platform reads from the environment, validated at start-up."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    namespace: str = Field("spotify-ai-agent-dev", validation_alias=_env("NAMESPACE"))
+    environment: Literal["development", "staging", "production"] = Field(
+        "development", validation_alias=_env("ENVIRONMENT")
+    )
+    tenant_id: str | None = Field(None, validation_alias=_env("TENANT_ID"))
+    priority: Priority = Field(Priority.NORMAL, validation_alias=_env("PRIORITY"))
+    resource_tier: str = Field("medium", validation_alias=_env("RESOURCE_TIER"))
+    dry_run: bool = Field(False, validation_alias=_env("DRY_RUN"))
+    parallel_jobs: int = Field(4, ge=1, le=256, validation_alias=_env("PARALLEL_JOBS"))
+
+    data_root: str = Field("data", validation_alias=_env("SPOTIFY_JOBS_DATA_ROOT"))
+    backup_root: str = Field("data/backups", validation_alias=_env("SPOTIFY_JOBS_BACKUP_ROOT"))
+    s3_endpoint_url: str | None = Field(None, validation_alias=_env("SPOTIFY_JOBS_S3_ENDPOINT_URL"))
+    executor: Literal["in_process", "multiprocess", "k8s"] = Field(
+        "in_process", validation_alias=_env("SPOTIFY_JOBS_EXECUTOR")
+    )
+    image: str = Field("spotify-jobs:0.1.0", validation_alias=_env("SPOTIFY_JOBS_IMAGE"))
+    service_account: str = Field("spotify-jobs-step", validation_alias=_env("SPOTIFY_JOBS_SERVICE_ACCOUNT"))
+    pseudonym_secret: SecretStr = Field(
+        SecretStr(DEV_PSEUDONYM_SECRET), validation_alias=_env("SPOTIFY_JOBS_PSEUDONYM_SECRET")
+    )
+    tenant_registry: Path = Field(DEFAULT_REGISTRY_PATH, validation_alias=_env("SPOTIFY_JOBS_TENANT_REGISTRY"))
+    pushgateway_url: str | None = Field(None, validation_alias=_env("SPOTIFY_JOBS_PUSHGATEWAY_URL"))
+
+    @field_validator("tenant_id")
+    @classmethod
+    def _tenant_id(cls, value: str | None) -> str | None:
+        return validate_tenant_id(value) if value else None
+
+    @field_validator("resource_tier")
+    @classmethod
+    def _tier(cls, value: str) -> str:
+        if value not in TIER_ORDER:
+            raise ValueError(f"allowed: {', '.join(TIER_ORDER)}")
+        return value
+
+    @field_validator("data_root", "backup_root")
+    @classmethod
+    def _root(cls, value: str) -> str:
+        if "://" in value and not value.startswith("s3://"):
+            raise ValueError("allowed: a local directory or s3://bucket/prefix")
+        if value.startswith("s3://") and not value[len("s3://") :].split("/", 1)[0]:
+            raise ValueError("an s3:// root needs a bucket name: s3://bucket/prefix")
+        return value
+
+    @field_validator("image")
+    @classmethod
+    def _pinned_image(cls, value: str) -> str:
+        if "@sha256:" not in value and (":" not in value.rsplit("/", 1)[-1] or value.endswith(":latest")):
+            raise ValueError("allowed: an image pinned by an immutable tag or digest (not ':latest' or untagged)")
+        return value
+
+    @model_validator(mode="after")
+    def _production_secret(self) -> Settings:
+        if self.environment == "production" and self.pseudonym_secret.get_secret_value() == DEV_PSEUDONYM_SECRET:
+            raise ValueError("SPOTIFY_JOBS_PSEUDONYM_SECRET must be set to a real secret in production")
+        return self
+
+    @property
+    def environment_short(self) -> str:
+        return ENVIRONMENT_SHORT[self.environment]
+
+    @property
+    def data_root_is_s3(self) -> bool:
+        return self.data_root.startswith("s3://")
+
+
+def _variable_name(field: str) -> str:
+    alias = Settings.model_fields[field].validation_alias
+    return alias.choices[0] if isinstance(alias, AliasChoices) else field.upper()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment (overrides win); raise SettingsError naming each bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else ""
+            name = _variable_name(field) if field in Settings.model_fields else "settings"
+            value = error.get("input")
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{name}={value!r}: {message}" if field else message)
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None

@@ -1,0 +1,1 @@
+"""Tenants, tiers, priorities and partitions."""
