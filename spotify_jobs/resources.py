@@ -36,7 +36,11 @@ class PlatformResource(dg.ConfigurableResource):
             backup_root=settings.backup_root,
             s3_endpoint_url=settings.s3_endpoint_url,
             tenant_registry=str(settings.tenant_registry),
-            pseudonym_secret=settings.pseudonym_secret.get_secret_value(),
+            pseudonym_secret=(
+                dg.EnvVar(settings.pseudonym_secret_env_var)
+                if settings.pseudonym_secret_env_var
+                else settings.pseudonym_secret.get_secret_value()
+            ),
             environment=settings.environment,
             pushgateway_url=settings.pushgateway_url,
         )

@@ -7,6 +7,7 @@ with SPOTIFY_JOBS_.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -16,7 +17,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from spotify_jobs.tenancy.registry import DEFAULT_REGISTRY_PATH, validate_tenant_id
 from spotify_jobs.tenancy.tiers import TIER_ORDER, Priority
 
-DEV_PSEUDONYM_SECRET = "dev-only-pseudonymisation-secret"  # noqa: S105 - the embedded default's, refused in production
+DEV_PSEUDONYM_SECRET = "dev-only-pseudonymisation-secret"  # the embedded default; refused in production
+PSEUDONYM_SECRET_VAR = "SPOTIFY_JOBS_PSEUDONYM_SECRET"
 ENVIRONMENT_SHORT = {"development": "dev", "staging": "stg", "production": "prd"}
 
 
@@ -52,9 +54,11 @@ class Settings(BaseSettings):
     image: str = Field("spotify-jobs:0.1.0", validation_alias=_env("SPOTIFY_JOBS_IMAGE"))
     service_account: str = Field("spotify-jobs-step", validation_alias=_env("SPOTIFY_JOBS_SERVICE_ACCOUNT"))
     pseudonym_secret: SecretStr = Field(
-        SecretStr(DEV_PSEUDONYM_SECRET), validation_alias=_env("SPOTIFY_JOBS_PSEUDONYM_SECRET")
+        SecretStr(DEV_PSEUDONYM_SECRET), validation_alias=_env(PSEUDONYM_SECRET_VAR)
     )
-    tenant_registry: Path = Field(DEFAULT_REGISTRY_PATH, validation_alias=_env("SPOTIFY_JOBS_TENANT_REGISTRY"))
+    tenant_registry: Path = Field(
+        DEFAULT_REGISTRY_PATH, validation_alias=_env("SPOTIFY_JOBS_TENANT_REGISTRY")
+    )
     pushgateway_url: str | None = Field(None, validation_alias=_env("SPOTIFY_JOBS_PUSHGATEWAY_URL"))
 
     @field_validator("tenant_id")
@@ -82,12 +86,17 @@ class Settings(BaseSettings):
     @classmethod
     def _pinned_image(cls, value: str) -> str:
         if "@sha256:" not in value and (":" not in value.rsplit("/", 1)[-1] or value.endswith(":latest")):
-            raise ValueError("allowed: an image pinned by an immutable tag or digest (not ':latest' or untagged)")
+            raise ValueError(
+                "allowed: an image pinned by an immutable tag or digest (not ':latest' or untagged)"
+            )
         return value
 
     @model_validator(mode="after")
     def _production_secret(self) -> Settings:
-        if self.environment == "production" and self.pseudonym_secret.get_secret_value() == DEV_PSEUDONYM_SECRET:
+        if (
+            self.environment == "production"
+            and self.pseudonym_secret.get_secret_value() == DEV_PSEUDONYM_SECRET
+        ):
             raise ValueError("SPOTIFY_JOBS_PSEUDONYM_SECRET must be set to a real secret in production")
         return self
 
@@ -99,10 +108,23 @@ class Settings(BaseSettings):
     def data_root_is_s3(self) -> bool:
         return self.data_root.startswith("s3://")
 
+    @property
+    def pseudonym_secret_env_var(self) -> str | None:
+        """The variable holding the secret when it came from the environment (resources then use EnvVar,
+        so the value never shows in the UI); None when it was passed in or is the development default."""
+        name = PSEUDONYM_SECRET_VAR
+        from_env = os.environ.get(name) == self.pseudonym_secret.get_secret_value()
+        return name if from_env else None
 
-def _variable_name(field: str) -> str:
-    alias = Settings.model_fields[field].validation_alias
-    return alias.choices[0] if isinstance(alias, AliasChoices) else field.upper()
+
+def _variable_name(location: str) -> str:
+    """The environment variable behind an error location (a field name or one of its aliases)."""
+    for field, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        names = alias.choices if isinstance(alias, AliasChoices) else []
+        if location == field or location in names:
+            return str(names[0]) if names else field.upper()
+    return location
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -112,9 +134,10 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else ""
-            name = _variable_name(field) if field in Settings.model_fields else "settings"
-            value = error.get("input")
             message = error["msg"].removeprefix("Value error, ")
-            problems.append(f"{name}={value!r}: {message}" if field else message)
+            if error["loc"]:
+                name = _variable_name(str(error["loc"][0]))
+                problems.append(f"{name}={error.get('input')!r}: {message}")
+            else:
+                problems.append(message)
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None

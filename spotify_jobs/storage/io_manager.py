@@ -30,7 +30,7 @@ def asset_output_key(asset_name: str, partition_key: str | dg.MultiPartitionKey)
 class TenantParquetIOManager(dg.ConfigurableIOManager):
     """Stores DataFrames of tenant-partitioned assets as Parquet in the tenant's own storage prefix."""
 
-    platform: dg.ResourceDependency[PlatformResource]
+    platform: PlatformResource
 
     def _location(self, context: dg.OutputContext | dg.InputContext) -> tuple[str, str]:
         if not context.has_asset_partitions:

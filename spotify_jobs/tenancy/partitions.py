@@ -46,4 +46,6 @@ def tenant_date_key(tenant_id: str, date: str) -> dg.MultiPartitionKey:
 
 def tenant_month_key(tenant_id: str, month_start: str) -> dg.MultiPartitionKey:
     """The tenant x monthly partition key; `month_start` is the month's first day, YYYY-MM-01."""
-    return dg.MultiPartitionKey({TENANT_DIMENSION: validate_tenant_id(tenant_id), MONTH_DIMENSION: month_start})
+    return dg.MultiPartitionKey(
+        {TENANT_DIMENSION: validate_tenant_id(tenant_id), MONTH_DIMENSION: month_start}
+    )
