@@ -52,6 +52,7 @@ class Settings(BaseSettings):
         "in_process", validation_alias=_env("SPOTIFY_JOBS_EXECUTOR")
     )
     image: str = Field("spotify-jobs:0.1.0", validation_alias=_env("SPOTIFY_JOBS_IMAGE"))
+    gpu_image: str = Field("spotify-jobs-gpu:0.1.0", validation_alias=_env("SPOTIFY_JOBS_GPU_IMAGE"))
     service_account: str = Field("spotify-jobs-step", validation_alias=_env("SPOTIFY_JOBS_SERVICE_ACCOUNT"))
     pseudonym_secret: SecretStr = Field(
         SecretStr(DEV_PSEUDONYM_SECRET), validation_alias=_env(PSEUDONYM_SECRET_VAR)
@@ -82,7 +83,7 @@ class Settings(BaseSettings):
             raise ValueError("an s3:// root needs a bucket name: s3://bucket/prefix")
         return value
 
-    @field_validator("image")
+    @field_validator("image", "gpu_image")
     @classmethod
     def _pinned_image(cls, value: str) -> str:
         if "@sha256:" not in value and (":" not in value.rsplit("/", 1)[-1] or value.endswith(":latest")):

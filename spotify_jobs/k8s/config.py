@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from spotify_jobs.k8s.naming import STEP_SERVICE_ACCOUNT, tenant_namespace, workload_labels
 from spotify_jobs.k8s.tags import (
     GPU_TAG,
+    GPU_TENANT_TAG,
     JOB_TYPE_TAG,
     PRIORITY_TAG,
     RUN_PRIORITY_TAG,
@@ -32,7 +33,7 @@ SCRATCH_PATH = "/tmp"
 SCRATCH_SIZE = "4Gi"
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_NODE_SELECTOR = {"nvidia.com/gpu.present": "true"}
-STEP_TTL_SECONDS = 24 * 3600
+STEP_TTL_SECONDS = 900  # finished Jobs count against the tenant's count/jobs.batch quota until deleted
 STEPS_PER_RUN = 2  # steps of one run that may run at once; the tenant quota is sized for this (deploy/)
 SETTINGS_CONFIG_MAP = "spotify-jobs-settings"  # in every tenant namespace (deploy/ renders it)
 SETTINGS_SECRET = "spotify-jobs-secrets"
@@ -66,6 +67,7 @@ class Placement:
         }
         if self.gpu:
             tags[GPU_TAG] = "true"
+            tags[GPU_TENANT_TAG] = self.tenant.id
         return tags
 
 
@@ -85,14 +87,33 @@ def resolve_placement(
             f"{job_type.value} needs a GPU but tenant {tenant.id!r} has no GPU quota "
             f"(tier {tenant.tier}); move it to xlarge or enterprise with quota.gpu >= 1"
         )
-    if spec.cpu_millicores > cpu_millicores(tenant.quota.cpu) or spec.memory_mib > memory_mib(
-        tenant.quota.memory
-    ):
-        raise PlacementError(
-            f"tier {spec.name} ({spec.cpu}/{spec.memory}) does not fit tenant {tenant.id!r}'s quota "
-            f"({tenant.quota.cpu} cpu / {tenant.quota.memory})"
-        )
+    problems = quota_fit_problems(tenant, spec.name)
+    if problems:
+        raise PlacementError("; ".join(problems))
     return Placement(tenant=tenant, job_type=job_type, tier=spec, priority=chosen_priority)
+
+
+def concurrent_step_pods(tenant: Tenant) -> int:
+    """Step pods a tenant may have at once: its concurrent runs (the run queue's limit) x steps per run."""
+    return tenant.max_concurrent_runs * STEPS_PER_RUN
+
+
+def quota_fit_problems(tenant: Tenant, tier: str | None = None) -> list[str]:
+    """Why the step pods the tenant may run at once (at `tier`, default its own) would not all fit its
+    ResourceQuota; empty when they fit. GPU pods are bounded by the GPU quota and the per-tenant GPU run limit."""
+    spec = tier_spec(tier or tenant.tier)
+    pods = concurrent_step_pods(tenant)
+    demand = {
+        "cpu (millicores)": (pods * spec.cpu_millicores, cpu_millicores(tenant.quota.cpu)),
+        "memory (MiB)": (pods * spec.memory_mib, memory_mib(tenant.quota.memory)),
+        "pods": (pods, tenant.quota.pods),
+        "jobs": (pods, tenant.quota.jobs),
+    }
+    return [
+        f"tenant {tenant.id!r} at tier {spec.name}: {pods} step pods need {need:g} {what}, quota {have:g}"
+        for what, (need, have) in demand.items()
+        if need > have
+    ]
 
 
 def _restricted_container_security_context() -> dict:
@@ -141,10 +162,11 @@ def step_k8s_config(placement: Placement) -> dict:
     }
 
 
-def gpu_step_k8s_config() -> dict:
-    """What a GPU step adds on top of `step_k8s_config` (deep-merged by dagster-k8s)."""
+def gpu_step_k8s_config(gpu_image: str) -> dict:
+    """What a GPU step adds on top of `step_k8s_config` (deep-merged by dagster-k8s): the CUDA image, one GPU,
+    and scheduling onto GPU nodes."""
     return {
-        "container_config": {"resources": {"limits": {GPU_RESOURCE: "1"}}},
+        "container_config": {"image": gpu_image, "resources": {"limits": {GPU_RESOURCE: "1"}}},
         "pod_spec_config": {
             "node_selector": dict(GPU_NODE_SELECTOR),
             "tolerations": [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}],
@@ -154,7 +176,9 @@ def gpu_step_k8s_config() -> dict:
 
 def build_executor_config(placement: Placement, settings: Settings, gpu_ops: Iterable[str] = ()) -> dict:
     """`k8s_job_executor` config for one run: the tenant's namespace, the image, and every step's pod."""
-    per_step = {op: gpu_step_k8s_config() for op in sorted(gpu_ops)} if placement.gpu else {}
+    per_step = (
+        {op: gpu_step_k8s_config(settings.gpu_image) for op in sorted(gpu_ops)} if placement.gpu else {}
+    )
     return {
         "job_namespace": tenant_namespace(settings.environment, placement.tenant.id),
         "job_image": settings.image,

@@ -29,14 +29,9 @@ from dagster._grpc.types import ExecuteStepArgs
 from dagster_k8s import k8s_job_executor
 from dagster_k8s.client import DagsterKubernetesClient
 
+from spotify_jobs.k8s.naming import RUN_LAUNCHER_CONFIG
+
 DEFINITIONS_MODULE = "spotify_jobs.definitions"
-# The instance config map and Postgres secret the production run launcher names (deploy/helm).
-RUN_LAUNCHER_CONFIG = {
-    "instance_config_map": "dagster-instance",
-    "postgres_password_secret": "dagster-postgresql-secret",
-    "dagster_home": "/opt/dagster/dagster_home",
-    "service_account_name": "dagster",
-}
 _OFFLINE_KUBECONFIG = {
     "apiVersion": "v1",
     "kind": "Config",
@@ -141,6 +136,53 @@ def _launch_all_steps(
     return manifests
 
 
+class ManifestRenderer:
+    """Renders step manifests for many runs against one offline instance (a context manager)."""
+
+    def __init__(self, *, image: str, module: str = DEFINITIONS_MODULE):
+        self.image = image
+        self.module = module
+        self._workdir: tempfile.TemporaryDirectory | None = None
+
+    def __enter__(self) -> ManifestRenderer:
+        self._workdir = tempfile.TemporaryDirectory(prefix="spotify-jobs-render-")
+        workdir = Path(self._workdir.name)
+        self._kubeconfig = _write_offline_kubeconfig(workdir)
+        self._instance = _instance(workdir, self._kubeconfig)
+        self._repository = ReconstructableRepository.for_module(
+            self.module, "defs", container_image=self.image
+        )
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._instance.dispose()
+        self._workdir.cleanup()
+
+    def render(self, job_name: str, run_config: Mapping, tags: Mapping[str, str]) -> list[StepManifest]:
+        """The Job body of every step of `job_name` for a run with this run config (its `execution.config`
+        is the k8s executor config) and these tags, in execution order, with `metadata.namespace` set."""
+        processed = process_config(
+            k8s_job_executor.config_schema.config_type,
+            {
+                **run_config["execution"]["config"],
+                "load_incluster_config": False,
+                "kubeconfig_file": self._kubeconfig,
+            },
+        )
+        if not processed.success:
+            raise ValueError(f"invalid k8s executor config: {[e.message for e in processed.errors]}")
+        recon_job = self._repository.get_reconstructable_job(job_name)
+        executor = k8s_job_executor.executor_creation_fn(
+            InitExecutorContext(
+                job=recon_job,
+                executor_def=k8s_job_executor,
+                executor_config=processed.value,
+                instance=self._instance,
+            )
+        )
+        return _launch_all_steps(recon_job, executor, self._instance, run_config, tags)
+
+
 def render_step_manifests(
     job_name: str,
     run_config: Mapping,
@@ -149,34 +191,9 @@ def render_step_manifests(
     image: str,
     module: str = DEFINITIONS_MODULE,
 ) -> list[StepManifest]:
-    """The Job body of every step of job `job_name` (from the code location `module`) for a run with this
-    run config — its `execution.config` is the k8s executor config — and these tags, in execution order,
-    each with `metadata.namespace` set. `image` is the code location's image, as the run would carry it."""
-    recon_job = ReconstructableRepository.for_module(
-        module, "defs", container_image=image
-    ).get_reconstructable_job(job_name)
-    with tempfile.TemporaryDirectory(prefix="spotify-jobs-render-") as workdir:
-        kubeconfig = _write_offline_kubeconfig(Path(workdir))
-        processed = process_config(
-            k8s_job_executor.config_schema.config_type,
-            {
-                **run_config["execution"]["config"],
-                "load_incluster_config": False,
-                "kubeconfig_file": kubeconfig,
-            },
-        )
-        if not processed.success:
-            raise ValueError(f"invalid k8s executor config: {[e.message for e in processed.errors]}")
-        with _instance(Path(workdir), kubeconfig) as instance:
-            executor = k8s_job_executor.executor_creation_fn(
-                InitExecutorContext(
-                    job=recon_job,
-                    executor_def=k8s_job_executor,
-                    executor_config=processed.value,
-                    instance=instance,
-                )
-            )
-            return _launch_all_steps(recon_job, executor, instance, run_config, tags)
+    """The step manifests of one run (see `ManifestRenderer.render`); `image` is the code location's image."""
+    with ManifestRenderer(image=image, module=module) as renderer:
+        return renderer.render(job_name, run_config, tags)
 
 
 def write_manifests(manifests: list[StepManifest], out_dir: Path) -> list[Path]:

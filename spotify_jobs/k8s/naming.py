@@ -13,6 +13,13 @@ from spotify_jobs.tenancy.registry import validate_tenant_id
 from spotify_jobs.tenancy.tiers import JobType, Priority
 
 STEP_SERVICE_ACCOUNT = "spotify-jobs-step"
+# The instance config map and Postgres secret the production run launcher names (deploy/helm).
+RUN_LAUNCHER_CONFIG = {
+    "instance_config_map": "dagster-instance",
+    "postgres_password_secret": "dagster-postgresql-secret",
+    "dagster_home": "/opt/dagster/dagster_home",
+    "service_account_name": "dagster",
+}
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 KUEUE_PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
 

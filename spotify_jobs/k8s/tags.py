@@ -9,6 +9,7 @@ JOB_TYPE_TAG = "spotify-jobs/job-type"
 PRIORITY_TAG = "spotify-jobs/priority"
 TIER_TAG = "spotify-jobs/tier"
 GPU_TAG = "spotify-jobs/gpu"
+GPU_TENANT_TAG = "spotify-jobs/gpu-tenant"  # on GPU runs only: the run queue caps GPU runs per tenant
 RUN_PRIORITY_TAG = "dagster/priority"
 
 
