@@ -22,17 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from spotify_jobs.storage.object_store import LocalObjectStore, ObjectStore, S3ObjectStore, StorageError
+from spotify_jobs.storage.object_store import ObjectExists, StorageError
 from spotify_jobs.storage.tenant_storage import TenantStorage
 
 AUDIT_PREFIX = "audit"
@@ -60,10 +55,6 @@ _RECORD_KEY = re.compile(rf"^{RECORDS_PREFIX}/(\d{{{SEQ_DIGITS}}})\.json$")
 
 class AuditError(ValueError):
     """An audit record that cannot be written as asked (unknown action, empty actor, ...)."""
-
-
-class AuditConflict(StorageError):
-    """Another writer created the record first."""
 
 
 def canonical_json(payload: object) -> bytes:
@@ -121,37 +112,6 @@ class ChainReport:
 
     def as_dict(self) -> dict[str, object]:
         return {**asdict(self), "ok": self.ok}
-
-
-def _create_exclusive(store: ObjectStore, key: str, data: bytes) -> None:
-    """Write `key` only if it does not exist yet; AuditConflict if it does.
-
-    The ObjectStore protocol has no conditional write, so the two stores are handled here.
-    """
-    if isinstance(store, LocalObjectStore):
-        path = Path(store.uri(key))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.link(tmp, path)  # atomic, and fails when the name exists: the complete record or nothing
-        except FileExistsError as exc:
-            raise AuditConflict(f"{store.uri(key)} already exists") from exc
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-    elif isinstance(store, S3ObjectStore):
-        try:
-            store.client.put_object(Bucket=store.bucket, Key=store._key(key), Body=data, IfNoneMatch="*")
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            if code in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
-                raise AuditConflict(f"{store.uri(key)} already exists") from exc
-            raise StorageError(f"cannot write {store.uri(key)}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StorageError(f"cannot write {store.uri(key)}: {exc}") from exc
-    else:
-        raise StorageError(f"store {type(store).__name__} offers no exclusive create; audit records need one")
 
 
 def _now() -> str:
@@ -229,12 +189,8 @@ class AuditTrail:
             )
             record = AuditRecord(**{**record.body(), "hash": record.computed_hash()})
             try:
-                _create_exclusive(
-                    self.storage.store,
-                    self.storage.key(self._record_key(record.seq)),
-                    canonical_json(asdict(record)),
-                )
-            except AuditConflict:
+                self.storage.create(canonical_json(asdict(record)), self._record_key(record.seq))
+            except ObjectExists:
                 continue
             self.storage.write_json({"seq": record.seq, "hash": record.hash}, HEAD_KEY)
             return record

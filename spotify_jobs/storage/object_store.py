@@ -19,6 +19,10 @@ class StorageError(RuntimeError):
     """A storage operation failed; the message names the store, the key and the cause."""
 
 
+class ObjectExists(StorageError):
+    """`create` found the key already there."""
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     key: str
@@ -34,6 +38,9 @@ class ObjectStore(Protocol):
     def uri(self, key: str) -> str: ...
     def read_bytes(self, key: str) -> bytes: ...
     def write_bytes(self, key: str, data: bytes) -> None: ...
+    def create(self, key: str, data: bytes) -> None:
+        """Write `key` only if it does not exist yet (atomically); ObjectExists if it does."""
+
     def exists(self, key: str) -> bool: ...
     def list(self, prefix: str) -> Iterator[ObjectInfo]: ...
     def delete(self, key: str) -> None: ...
@@ -59,17 +66,29 @@ class LocalObjectStore:
         except OSError as exc:
             raise StorageError(f"cannot read {self.uri(key)}: {exc.strerror or exc}") from exc
 
-    def write_bytes(self, key: str, data: bytes) -> None:
+    def _publish(self, key: str, data: bytes, *, exclusive: bool) -> None:
+        """Write to a temp file beside the target, then rename (replace) or hard-link (exclusive) it in:
+        readers see the whole object or nothing."""
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
-            os.replace(tmp, path)
-        except BaseException:
+            if exclusive:
+                os.link(tmp, path)  # fails when the name exists
+            else:
+                os.replace(tmp, path)
+        except FileExistsError as exc:
+            raise ObjectExists(f"{self.uri(key)} already exists") from exc
+        finally:
             Path(tmp).unlink(missing_ok=True)
-            raise
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        self._publish(key, data, exclusive=False)
+
+    def create(self, key: str, data: bytes) -> None:
+        self._publish(key, data, exclusive=True)
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -126,6 +145,17 @@ class S3ObjectStore:
         try:
             self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
         except (ClientError, BotoCoreError) as exc:
+            raise self._fail("write", key, exc) from exc
+
+    def create(self, key: str, data: bytes) -> None:
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*")
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
+                raise ObjectExists(f"{self.uri(key)} already exists") from exc
+            raise self._fail("write", key, exc) from exc
+        except BotoCoreError as exc:
             raise self._fail("write", key, exc) from exc
 
     def exists(self, key: str) -> bool:

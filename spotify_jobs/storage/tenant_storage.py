@@ -58,6 +58,12 @@ class TenantStorage:
         self.store.write_bytes(key, data)
         return self.store.uri(key)
 
+    def create(self, data: bytes, *parts: str) -> str:
+        """Write only if absent (ObjectExists otherwise): how concurrent writers claim a key."""
+        key = self.key(*parts)
+        self.store.create(key, data)
+        return self.store.uri(key)
+
     def exists(self, *parts: str) -> bool:
         return self.store.exists(self.key(*parts))
 

@@ -9,7 +9,13 @@ import pytest
 
 from spotify_jobs.resources import PlatformResource
 from spotify_jobs.storage.io_manager import TenantParquetIOManager, asset_output_key
-from spotify_jobs.storage.object_store import LocalObjectStore, S3ObjectStore, StorageError, open_store
+from spotify_jobs.storage.object_store import (
+    LocalObjectStore,
+    ObjectExists,
+    S3ObjectStore,
+    StorageError,
+    open_store,
+)
 from spotify_jobs.storage.tenant_storage import TenantStorage, UnsafeKeyError
 from spotify_jobs.tenancy.partitions import tenant_date_key, tenant_partitions
 from spotify_jobs.tenancy.registry import InvalidTenantId
@@ -28,7 +34,9 @@ def test_bytes_parquet_and_json_round_trip(store):
     frame = pd.DataFrame({"track_uri": ["spotify:track:" + "a" * 22], "plays": [3]})
     uri = storage.write_parquet(frame, "assets/daily_track_stats/date=2026-11-01.parquet")
     assert "tenants/enterprise-001/assets/daily_track_stats" in uri
-    pd.testing.assert_frame_equal(storage.read_parquet("assets/daily_track_stats/date=2026-11-01.parquet"), frame)
+    pd.testing.assert_frame_equal(
+        storage.read_parquet("assets/daily_track_stats/date=2026-11-01.parquet"), frame
+    )
     storage.write_json({"b": 1, "a": [1, 2]}, "reports", "x.json")
     assert storage.read_json("reports/x.json") == {"a": [1, 2], "b": 1}
     storage.write_bytes(b"raw", "landing/2026-11-01/export-1/f.json")
@@ -49,7 +57,9 @@ def test_tenants_never_see_each_other(store):
     assert not other.exists("reports/a.txt")
 
 
-@pytest.mark.parametrize("part", ["../startup-042/x", "/etc/passwd", "a/../../b", "..", "a//b", "a\\b", "x\x00y", ""])
+@pytest.mark.parametrize(
+    "part", ["../startup-042/x", "/etc/passwd", "a/../../b", "..", "a//b", "a\\b", "x\x00y", ""]
+)
 def test_keys_cannot_escape_the_tenant_prefix(store, part):
     storage = TenantStorage(store, "enterprise-001")
     with pytest.raises(UnsafeKeyError):
@@ -119,3 +129,11 @@ def test_io_manager_passes_dataframes_between_assets_through_s3(s3_endpoint, s3_
     }
     stored = platform.tenant_storage("startup-042").read_parquet("assets/downstream/latest.parquet")
     assert stored["n"].tolist() == [2, 4, 6]
+
+
+def test_create_claims_a_key_once(store):
+    storage = TenantStorage(store, "enterprise-001")
+    storage.create(b"first", "audit/records/000000000001.json")
+    with pytest.raises(ObjectExists, match="000000000001.json"):
+        storage.create(b"second", "audit/records/000000000001.json")
+    assert storage.read_bytes("audit/records/000000000001.json") == b"first"
