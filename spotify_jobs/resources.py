@@ -21,6 +21,7 @@ class PlatformResource(dg.ConfigurableResource):
     data_root: str
     backup_root: str
     s3_endpoint_url: str | None = None
+    backup_kms_key_id: str | None = None
     tenant_registry: str
     pseudonym_secret: str
     environment: str = "development"
@@ -35,6 +36,7 @@ class PlatformResource(dg.ConfigurableResource):
             data_root=settings.data_root,
             backup_root=settings.backup_root,
             s3_endpoint_url=settings.s3_endpoint_url,
+            backup_kms_key_id=settings.backup_kms_key_id,
             tenant_registry=str(settings.tenant_registry),
             pseudonym_secret=(
                 dg.EnvVar(settings.pseudonym_secret_env_var)

@@ -47,6 +47,7 @@ class Settings(BaseSettings):
 
     data_root: str = Field("data", validation_alias=_env("SPOTIFY_JOBS_DATA_ROOT"))
     backup_root: str = Field("data/backups", validation_alias=_env("SPOTIFY_JOBS_BACKUP_ROOT"))
+    backup_kms_key_id: str | None = Field(None, validation_alias=_env("SPOTIFY_JOBS_BACKUP_KMS_KEY_ID"))
     s3_endpoint_url: str | None = Field(None, validation_alias=_env("SPOTIFY_JOBS_S3_ENDPOINT_URL"))
     executor: Literal["in_process", "multiprocess", "k8s"] = Field(
         "in_process", validation_alias=_env("SPOTIFY_JOBS_EXECUTOR")

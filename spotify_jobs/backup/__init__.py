@@ -1,0 +1,1 @@
+"""Tenant backup, restore and migration: content-addressed, checksummed, proven restorable."""
