@@ -33,10 +33,11 @@ class TenantJobSpec:
     assets: Sequence[dg.AssetsDefinition]
     partitions_def: dg.PartitionsDefinition
     description: str
+    job_name: str | None = None  # defaults to the job type's job (`billing_report_job`)
 
     @property
     def name(self) -> str:
-        return self.job_type.spec.job_name
+        return self.job_name or self.job_type.spec.job_name
 
     @property
     def gpu_ops(self) -> set[str]:

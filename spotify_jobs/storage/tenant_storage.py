@@ -28,6 +28,11 @@ def safe_part(part: str) -> str:
     return part
 
 
+def json_bytes(payload: object) -> bytes:
+    """The platform's JSON encoding of stored documents: indented, keys sorted, so equal data is equal bytes."""
+    return json.dumps(payload, indent=2, sort_keys=True, default=str).encode()
+
+
 class TenantStorage:
     """One tenant's view of an object store; keys are built from validated parts only."""
 
@@ -95,7 +100,7 @@ class TenantStorage:
         return pd.read_parquet(io.BytesIO(self.read_bytes(*parts)), engine="pyarrow")
 
     def write_json(self, payload: object, *parts: str) -> str:
-        return self.write_bytes(json.dumps(payload, indent=2, sort_keys=True, default=str).encode(), *parts)
+        return self.write_bytes(json_bytes(payload), *parts)
 
     def read_json(self, *parts: str) -> object:
         return json.loads(self.read_bytes(*parts))
