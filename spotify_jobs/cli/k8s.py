@@ -34,7 +34,7 @@ def render_manifests(job_name, tenant, priority, tier, date, out_dir) -> None:
     tags.update(
         spec.partition_tags(spec.partition_key(tenant, date or dt.datetime.now(dt.UTC).date().isoformat()))
     )
-    manifests = render_step_manifests(spec.name, run_config, tags, image=settings.image)
+    manifests = render_step_manifests(spec.name, run_config, tags, settings)
     paths = write_manifests(manifests, out_dir)
     click.echo(
         json.dumps(

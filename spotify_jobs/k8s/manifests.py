@@ -18,6 +18,7 @@ import dagster as dg
 import kubernetes.client
 import yaml
 from dagster._config import process_config
+from dagster._core.definitions.job_base import InMemoryJob
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 from dagster._core.execution.api import create_execution_plan
 from dagster._core.execution.context.system import PlanData, PlanOrchestrationContext
@@ -25,11 +26,13 @@ from dagster._core.execution.context_creation_job import create_context_free_log
 from dagster._core.execution.retries import RetryMode
 from dagster._core.executor.init import InitExecutorContext
 from dagster._core.executor.step_delegating import StepHandlerContext
+from dagster._core.origin import JobPythonOrigin
 from dagster._grpc.types import ExecuteStepArgs
 from dagster_k8s import k8s_job_executor
 from dagster_k8s.client import DagsterKubernetesClient
 
 from spotify_jobs.k8s.naming import RUN_LAUNCHER_CONFIG
+from spotify_jobs.settings import Settings
 
 DEFINITIONS_MODULE = "spotify_jobs.definitions"
 _OFFLINE_KUBECONFIG = {
@@ -84,20 +87,24 @@ def _instance(workdir: Path, kubeconfig: str) -> dg.DagsterInstance:
 
 
 def _launch_all_steps(
-    recon_job, executor, instance: dg.DagsterInstance, run_config: Mapping, tags: Mapping[str, str]
+    job: InMemoryJob,
+    origin: JobPythonOrigin,
+    executor,
+    instance: dg.DagsterInstance,
+    run_config: Mapping,
+    tags: Mapping[str, str],
 ) -> list[StepManifest]:
-    job_def = recon_job.get_definition()
-    plan = create_execution_plan(recon_job, run_config=run_config, tags=tags)
+    plan = create_execution_plan(job, run_config=run_config, tags=tags)
     run = instance.create_run_for_job(
-        job_def=job_def,
+        job_def=job.get_definition(),
         execution_plan=plan,
         run_config=run_config,
         tags=tags,
-        job_code_origin=recon_job.get_python_origin(),
+        job_code_origin=origin,
     )
     plan_context = PlanOrchestrationContext(
         plan_data=PlanData(
-            job=recon_job,
+            job=job,
             dagster_run=run,
             instance=instance,
             execution_plan=plan,
@@ -115,7 +122,7 @@ def _launch_all_steps(
     manifests = []
     for step in plan.get_all_steps_in_topo_order():
         args = ExecuteStepArgs(
-            job_origin=recon_job.get_python_origin(),
+            job_origin=origin,
             run_id=run.run_id,
             step_keys_to_execute=[step.key],
             instance_ref=None,
@@ -137,20 +144,26 @@ def _launch_all_steps(
 
 
 class ManifestRenderer:
-    """Renders step manifests for many runs against one offline instance (a context manager)."""
+    """Renders step manifests for many runs against one offline instance (a context manager).
 
-    def __init__(self, *, image: str, module: str = DEFINITIONS_MODULE):
-        self.image = image
-        self.module = module
+    The jobs come from the code location built with the k8s executor (as production builds it), and the
+    step arguments name `spotify_jobs.definitions` as their origin, as the production code server does.
+    """
+
+    def __init__(self, settings: Settings):
+        self.settings = settings.model_copy(update={"executor": "k8s"})
         self._workdir: tempfile.TemporaryDirectory | None = None
 
     def __enter__(self) -> ManifestRenderer:
+        from spotify_jobs.definitions import build_definitions  # the code location imports this module
+
         self._workdir = tempfile.TemporaryDirectory(prefix="spotify-jobs-render-")
         workdir = Path(self._workdir.name)
         self._kubeconfig = _write_offline_kubeconfig(workdir)
         self._instance = _instance(workdir, self._kubeconfig)
+        self._definitions = build_definitions(self.settings)
         self._repository = ReconstructableRepository.for_module(
-            self.module, "defs", container_image=self.image
+            DEFINITIONS_MODULE, "defs", container_image=self.settings.image
         )
         return self
 
@@ -171,28 +184,24 @@ class ManifestRenderer:
         )
         if not processed.success:
             raise ValueError(f"invalid k8s executor config: {[e.message for e in processed.errors]}")
-        recon_job = self._repository.get_reconstructable_job(job_name)
+        job = InMemoryJob(self._definitions.get_job_def(job_name))
         executor = k8s_job_executor.executor_creation_fn(
             InitExecutorContext(
-                job=recon_job,
+                job=job,
                 executor_def=k8s_job_executor,
                 executor_config=processed.value,
                 instance=self._instance,
             )
         )
-        return _launch_all_steps(recon_job, executor, self._instance, run_config, tags)
+        origin = self._repository.get_reconstructable_job(job_name).get_python_origin()
+        return _launch_all_steps(job, origin, executor, self._instance, run_config, tags)
 
 
 def render_step_manifests(
-    job_name: str,
-    run_config: Mapping,
-    tags: Mapping[str, str],
-    *,
-    image: str,
-    module: str = DEFINITIONS_MODULE,
+    job_name: str, run_config: Mapping, tags: Mapping[str, str], settings: Settings
 ) -> list[StepManifest]:
-    """The step manifests of one run (see `ManifestRenderer.render`); `image` is the code location's image."""
-    with ManifestRenderer(image=image, module=module) as renderer:
+    """The step manifests of one run (see `ManifestRenderer.render`)."""
+    with ManifestRenderer(settings) as renderer:
         return renderer.render(job_name, run_config, tags)
 
 
