@@ -7,7 +7,6 @@ import tempfile
 
 import click
 
-from spotify_jobs.cli.bench import bench
 from spotify_jobs.cli.common import fail_on_bad_input
 from spotify_jobs.resources import PlatformResource
 from spotify_jobs.settings import load_settings
@@ -16,7 +15,7 @@ from spotify_jobs.storage.tenant_storage import TenantStorage
 from spotify_jobs.training.config import DatasetConfig, TrainingConfig
 
 
-@bench.command("train")
+@click.command("train")
 @click.option("--tenant", required=True, help="Tenant whose clean listening events to train on.")
 @click.option(
     "--data-root", default=None, help="Data root (directory or s3://bucket/prefix); default: settings."

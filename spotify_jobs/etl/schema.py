@@ -58,3 +58,27 @@ def landing_prefix(date: str) -> str:
 def output_key(asset_name: str, date: str) -> str:
     """Where one date's output of an ETL asset lies, relative to the tenant prefix (the IO manager's layout)."""
     return f"assets/{asset_name}/date={date}.parquet"
+
+
+ETL_OUTPUTS = ("listening_events", "quarantined_events", "daily_track_stats")
+
+
+def arrow_schema(columns: dict[str, str]):
+    """The Arrow schema of a column contract (what the Parquet files hold)."""
+    import pyarrow as pa
+
+    types = {
+        "string": pa.string(),
+        "int64": pa.int64(),
+        "float64": pa.float64(),
+        "boolean": pa.bool_(),
+        "datetime64[ns, UTC]": pa.timestamp("ns", tz="UTC"),
+    }
+    return pa.schema([pa.field(name, types[dtype]) for name, dtype in columns.items()])
+
+
+OUTPUT_COLUMNS: dict[str, dict[str, str]] = {
+    "listening_events": LISTENING_EVENT_COLUMNS,
+    "quarantined_events": QUARANTINE_COLUMNS,
+    "daily_track_stats": DAILY_TRACK_STATS_COLUMNS,
+}

@@ -101,7 +101,7 @@ def test_each_demo_tenant_at_its_own_tier_and_priority(renderer, factory, tenant
     registered = factory.registry.get(tenant)
     for job_type, spec in TENANT_JOBS.items():
         if job_type.spec.needs_gpu and registered.quota.gpu < 1:
-            with pytest.raises(PlacementError, match="no GPU quota"):
+            with pytest.raises(PlacementError, match=f"ml-training needs .*'{tenant}'"):
                 factory.run_parts(spec, tenant)
             continue
         for manifest in render(renderer, factory, spec, tenant):

@@ -1,0 +1,214 @@
+"""ETL throughput against DuckDB on the same generated exports; prints one JSON line. A benchmark, not a test.
+
+    .venv/bin/python benchmarks/etl_throughput.py [--records 1000000] [--cache build/bench-etl] [--repeat 1]
+
+Generates the records once (cached under --cache), then runs each side in its own process, so that peak RSS
+is that process's own:
+* `etl_full`: what `spotify-jobs bench etl` runs (`pipeline.run_directory`, one process), writing all three
+  outputs (the 20-column listening_events included);
+* `etl_stats`: the same command writing quarantined_events and daily_track_stats only, i.e. the output the
+  DuckDB query produces (the rules and the duplicate check run in full; listening_events' extra fields are
+  not decoded);
+* `duckdb_1_thread` and `duckdb_all_threads`: DuckDB `read_json` + validation + dedup + GROUP BY daily
+  aggregation to the same 7 columns, on one thread (core for core) and on every usable CPU.
+Seconds exclude interpreter start-up and imports on every side; the readable files go to DuckDB (it cannot
+skip an unreadable file in a JSON-array read). The daily_track_stats of all three must be equal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TENANT = "bench"
+DATE = "2026-11-01"
+ETL_OUTPUTS = ("listening_events", "quarantined_events", "daily_track_stats")
+# What `spotify-jobs bench etl` runs, without the CLI root's imports of every other domain.
+ETL_CHILD = """
+import json, sys
+from pathlib import Path
+from spotify_jobs.etl.pipeline import run_directory
+from spotify_jobs.settings import load_settings
+landing, tenant, out, outputs = sys.argv[1:]
+secret = load_settings().pseudonym_secret.get_secret_value()
+line = run_directory(Path(landing), Path(out), tenant, secret, outputs=outputs.split(","))
+print(json.dumps(line))
+"""
+ISO_TS = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})?"
+
+DUCKDB_STATS_SQL = """
+WITH raw AS (
+  SELECT * FROM read_json($files, format = 'array', filename = true,
+    columns = {ts: 'JSON', username: 'JSON', ms_played: 'JSON', spotify_track_uri: 'JSON',
+               spotify_episode_uri: 'JSON', audiobook_uri: 'JSON', skipped: 'JSON'})
+), located AS (
+  SELECT *, substr(filename, length($root) + 2) AS rel FROM raw
+), typed AS (
+  SELECT
+    CASE WHEN json_type(username) = 'VARCHAR' AND username ->> '$' <> '' THEN username ->> '$'
+         WHEN (username IS NULL OR json_type(username) = 'NULL' OR username ->> '$' = '')
+              AND position('/' IN rel) > 0 THEN split_part(rel, '/', 1) END AS listener,
+    CASE WHEN json_type(ts) = 'VARCHAR' AND regexp_full_match(ts ->> '$', $iso)
+         THEN try_cast(ts ->> '$' AS TIMESTAMPTZ) END AS t,
+    CASE WHEN json_type(ms_played) IN ('BIGINT', 'UBIGINT') THEN try_cast(ms_played AS BIGINT) END AS ms,
+    spotify_track_uri IS NOT NULL AND json_type(spotify_track_uri) <> 'NULL' AS track_present,
+    CASE WHEN json_type(spotify_track_uri) = 'VARCHAR'
+              AND regexp_full_match(spotify_track_uri ->> '$', 'spotify:track:[0-9A-Za-z]{22}')
+         THEN spotify_track_uri ->> '$' END AS track,
+    CASE WHEN json_type(spotify_episode_uri) = 'VARCHAR' AND spotify_episode_uri ->> '$' <> ''
+         THEN spotify_episode_uri ->> '$' END AS episode,
+    CASE WHEN json_type(audiobook_uri) = 'VARCHAR' AND audiobook_uri ->> '$' <> ''
+         THEN audiobook_uri ->> '$' END AS audiobook,
+    coalesce(json_type(skipped) = 'BOOLEAN' AND skipped ->> '$' = 'true', false) AS skip
+  FROM located
+), clean AS (
+  SELECT listener, t, coalesce(track, episode, audiobook) AS content, ms, track, skip FROM typed
+  WHERE listener IS NOT NULL AND t IS NOT NULL AND ms >= 0 AND NOT (track_present AND track IS NULL)
+    AND coalesce(track, episode, audiobook) IS NOT NULL
+), plays AS (
+  SELECT listener, t, content, ms, any_value(track) AS track, any_value(skip) AS skip
+  FROM clean GROUP BY listener, t, content, ms
+)
+SELECT strftime(t, '%Y-%m-%d') AS event_date, track AS track_uri, count(*)::BIGINT AS plays,
+       count(*) FILTER (WHERE ms >= 30000)::BIGINT AS streams, sum(ms)::BIGINT AS ms_played_total,
+       count(DISTINCT listener)::BIGINT AS unique_listeners,
+       sum(skip::INTEGER)::DOUBLE / count(*) AS skip_rate
+FROM plays WHERE track IS NOT NULL GROUP BY ALL ORDER BY event_date, track_uri
+"""
+
+
+def duckdb_daily_track_stats(root: Path, files: list[str], out: Path, threads: int) -> int:
+    """The DuckDB baseline: daily_track_stats of `files` (paths under `root`) into `out`; returns its rows."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"SET threads = {int(threads)}")
+    con.execute("SET TimeZone = 'UTC'")
+    params = {"files": [str(root / f) for f in files], "root": str(root), "iso": ISO_TS}
+    con.execute(f"COPY ({DUCKDB_STATS_SQL}) TO '{out}' (FORMAT parquet)", params)
+    return con.execute(f"SELECT count(*) FROM '{out}'").fetchone()[0]
+
+
+def _duckdb_child(root: str, files_json: str, out: str, threads: int) -> None:
+    import duckdb  # noqa: F401 - imported before the clock starts, like the ETL's modules
+
+    files = json.loads(Path(files_json).read_text())
+    started = time.perf_counter()
+    rows = duckdb_daily_track_stats(Path(root), files, Path(out), threads)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"seconds": round(seconds, 3), "rows": rows, "peak_rss_mb": round(peak / 2**20, 1)}))
+
+
+def _generate(cache: Path, records: int, seed: int) -> tuple[Path, dict]:
+    from spotify_jobs.etl.generator import GenerationConfig, generate_exports
+    from spotify_jobs.storage.object_store import LocalObjectStore
+    from spotify_jobs.storage.tenant_storage import TenantStorage
+
+    root = cache / f"records-{records}-seed-{seed}"
+    report_path = root / "report.json"
+    landing = root / "tenants" / TENANT / "landing" / DATE
+    if not report_path.exists():
+        storage = TenantStorage(LocalObjectStore(root), TENANT)
+        report = generate_exports(storage, DATE, GenerationConfig(records=records, seed=seed), replace=True)
+        report_path.write_text(json.dumps(report.as_dict()))
+    return landing, json.loads(report_path.read_text())
+
+
+def _child(args: list[str]) -> dict:
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, check=False)
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(args[:3])} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["process_seconds"] = round(time.perf_counter() - started, 3)
+    return result
+
+
+def _best(runs: list[dict]) -> dict:
+    best = min(runs, key=lambda r: r["seconds"])
+    return {**best, "all_seconds": [r["seconds"] for r in runs]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache", type=Path, default=REPO / "build" / "bench-etl")
+    parser.add_argument("--repeat", type=int, default=1, help="Runs of each side; the fastest counts.")
+    args = parser.parse_args()
+
+    landing, report = _generate(args.cache.resolve(), args.records, args.seed)
+    out = args.cache.resolve() / "out"
+    unreadable = set(report["unreadable_files"])
+    readable = sorted(
+        p.relative_to(landing).as_posix()
+        for p in landing.rglob("Streaming_History_Audio_*.json")
+        if p.relative_to(landing).as_posix() not in unreadable
+    )
+    files_json = out / "duckdb-files.json"
+    files_json.parent.mkdir(parents=True, exist_ok=True)
+    files_json.write_text(json.dumps(readable))
+
+    etl = ["-c", ETL_CHILD, str(landing), TENANT]
+    cpus = len(os.sched_getaffinity(0))
+    duckdb_sides = {"duckdb_1_thread": 1, "duckdb_all_threads": cpus}
+    runs: dict[str, list[dict]] = {"etl_full": [], "etl_stats": [], **{side: [] for side in duckdb_sides}}
+    for _ in range(args.repeat):  # interleaved, so that load from elsewhere hits every side alike
+        for side, threads in duckdb_sides.items():
+            duck_out = str(out / f"{side}.parquet")
+            runs[side].append(
+                _child([__file__, "--duckdb-child", str(landing), str(files_json), duck_out, str(threads)])
+            )
+        runs["etl_full"].append(_child([*etl, str(out / "full"), ",".join(ETL_OUTPUTS)]))
+        runs["etl_stats"].append(_child([*etl, str(out / "stats"), "quarantined_events,daily_track_stats"]))
+
+    import pyarrow.parquet as pq
+
+    duck_stats = pq.read_table(out / "duckdb_1_thread.parquet")
+    equal = all(
+        pq.read_table(path).equals(duck_stats, check_metadata=False)
+        for path in (out / "duckdb_all_threads.parquet", out / "full" / "daily_track_stats.parquet",
+                     out / "stats" / "daily_track_stats.parquet")
+    )  # fmt: skip
+    best = {side: _best(side_runs) for side, side_runs in runs.items()}
+    records_in = best["etl_full"]["records_in"]
+
+    def figures(side: str) -> dict:
+        run = best[side]
+        return {
+            "seconds": run["seconds"],
+            "all_seconds": run["all_seconds"],
+            "records_per_s": round(records_in / run["seconds"]),
+            "peak_rss_mb": run["peak_rss_mb"],
+        }
+
+    result: dict[str, object] = {
+        "records_in": records_in,
+        "files": best["etl_full"]["files"],
+        "bytes": sum(p.stat().st_size for p in landing.rglob("*.json")),
+        "cpus": cpus,
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+        **{side: figures(side) for side in runs},
+    }
+    for ours in ("etl_full", "etl_stats"):
+        for duck in duckdb_sides:
+            result[f"throughput_{ours}_vs_{duck}"] = round(best[duck]["seconds"] / best[ours]["seconds"], 2)
+            result[f"rss_{ours}_vs_{duck}"] = round(best[ours]["peak_rss_mb"] / best[duck]["peak_rss_mb"], 2)
+    result["daily_track_stats_equal"] = equal
+    result["daily_track_stats_rows"] = duck_stats.num_rows
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--duckdb-child":
+        _duckdb_child(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+    else:
+        main()

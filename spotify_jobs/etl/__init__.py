@@ -1,0 +1,1 @@
+"""Data ETL: Spotify streaming-history exports -> clean events, quarantine, daily track statistics."""

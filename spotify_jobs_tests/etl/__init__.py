@@ -1,0 +1,1 @@
+"""Tests of the data ETL: generator, parsing rules, pipeline, assets, CLI."""
