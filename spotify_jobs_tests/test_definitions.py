@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import dagster as dg
-
 from spotify_jobs.definitions import TENANT_JOBS, build_definitions, defs
 from spotify_jobs.settings import load_settings
 from spotify_jobs.tenancy.tiers import JobType
@@ -38,7 +36,7 @@ def test_every_asset_has_a_docstring_group_owner_and_kind():
 
 def test_jobs_tag_runs_with_the_partitions_tenant_placement():
     spec = TENANT_JOBS[JobType.DATA_ETL]
-    job = defs.get_job_def(spec.name)
+    job = defs.resolve_job_def(spec.name)
     key = spec.partition_key("startup-042", "2026-11-01")
     tags = job.partitioned_config.get_tags_for_partition_key(key, job.name)
     assert tags["spotify-jobs/tenant"] == "startup-042"
@@ -49,12 +47,12 @@ def test_jobs_tag_runs_with_the_partitions_tenant_placement():
 
 def test_k8s_executor_is_chosen_by_settings():
     k8s_defs = build_definitions(load_settings(executor="k8s"))
-    job = k8s_defs.get_job_def(TENANT_JOBS[JobType.DATA_ETL].name)
+    job = k8s_defs.resolve_job_def(TENANT_JOBS[JobType.DATA_ETL].name)
     assert job.executor_def.name == "k8s"
     key = TENANT_JOBS[JobType.DATA_ETL].partition_key("startup-042", "2026-11-01")
     config = job.partitioned_config.get_run_config_for_partition_key(key)
     assert config["execution"]["config"]["job_namespace"] == "sj-dev-startup-042"
-    assert defs.get_job_def(TENANT_JOBS[JobType.DATA_ETL].name).executor_def.name == "in_process"
+    assert defs.resolve_job_def(TENANT_JOBS[JobType.DATA_ETL].name).executor_def.name == "in_process"
 
 
 def test_dagster_definitions_validate_accepts_the_code_location():

@@ -184,7 +184,7 @@ class ManifestRenderer:
         )
         if not processed.success:
             raise ValueError(f"invalid k8s executor config: {[e.message for e in processed.errors]}")
-        job = InMemoryJob(self._definitions.get_job_def(job_name))
+        job = InMemoryJob(self._definitions.resolve_job_def(job_name))
         executor = k8s_job_executor.executor_creation_fn(
             InitExecutorContext(
                 job=job,

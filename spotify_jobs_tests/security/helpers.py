@@ -24,7 +24,7 @@ def etl_tenant(platform, tenant: str = TENANT, records: int = 2000) -> None:
     }
     for day, config in configs.items():
         generate_exports(storage, day, config)
-        files, ignored = landing_files(storage, day, platform.data_root, platform.s3_endpoint_url)
+        files, ignored = landing_files(storage, day)
         key = tenant_key(platform.pseudonym_secret, tenant)
         run_etl(files, key, TenantStorageSink(storage, day), ignored_files=ignored)
 
