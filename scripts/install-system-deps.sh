@@ -1,20 +1,27 @@
 #!/usr/bin/env bash
-# Install the system tools the tests need, only when missing: the Prometheus Pushgateway (a real one is
+# Install the system tools the tests need, only when missing: PostgreSQL 15 (a private cluster backs the
+# production-instance and run-queue tests), the Prometheus Pushgateway (a real one is
 # started on 127.0.0.1 by the tests) and promtool (checks deploy/monitoring alert rules; Debian ships it in
-# the `prometheus` package). Idempotent: when both are on PATH it exits at once without touching apt.
+# the `prometheus` package). Idempotent: when all are present it exits at once without touching apt.
 #
 # Usage: scripts/install-system-deps.sh          (as root, or with sudo available; Debian/Ubuntu)
 #        scripts/install-system-deps.sh --check  (exit 1 and name what is missing; installs nothing)
 set -euo pipefail
 
+# A tool name (looked up on PATH) or an absolute path, and the Debian package that provides it.
 declare -A PACKAGE_OF=(
     [prometheus-pushgateway]=prometheus-pushgateway
     [promtool]=prometheus
+    [/usr/lib/postgresql/15/bin/pg_ctl]=postgresql-15
 )
 
 missing=()
 for tool in "${!PACKAGE_OF[@]}"; do
-    command -v "$tool" >/dev/null 2>&1 || missing+=("${PACKAGE_OF[$tool]}")
+    if [[ "$tool" == /* ]]; then
+        [ -x "$tool" ] || missing+=("${PACKAGE_OF[$tool]}")
+    else
+        command -v "$tool" >/dev/null 2>&1 || missing+=("${PACKAGE_OF[$tool]}")
+    fi
 done
 
 if [ "${#missing[@]}" -eq 0 ]; then
