@@ -6,6 +6,7 @@ from spotify_jobs.backup.core import back_up_and_prune
 from spotify_jobs.backup.restore import restore_drill, verify_backup
 from spotify_jobs.backup.store import FileStore, open_file_store
 from spotify_jobs.k8s.tags import step_tags
+from spotify_jobs.observability.metering import step_meter
 from spotify_jobs.resources import PlatformResource
 from spotify_jobs.tenancy.partitions import tenant_daily_partitions, tenant_of
 from spotify_jobs.tenancy.tiers import JobType
@@ -36,9 +37,12 @@ def tenant_backup(context: dg.AssetExecutionContext, platform: PlatformResource)
     backup that did not finish does not exist. Afterwards the tenant's retention policy (daily, weekly,
     monthly) is applied and content no remaining manifest references is collected."""
     tenant = platform.tenant(tenant_of(context.partition_key))
-    result = back_up_and_prune(
-        platform.data_store, backup_store_for(platform), tenant, gc_wait_seconds=GC_WAIT_SECONDS
-    )
+    with step_meter(context, platform) as meter:
+        result = back_up_and_prune(
+            platform.data_store, backup_store_for(platform), tenant, gc_wait_seconds=GC_WAIT_SECONDS
+        )
+        meter.add_records(result.backup.files)
+        meter.add_bytes(result.backup.bytes_uploaded)
     backup, collection = result.backup, result.collection
     context.log.info(
         f"backup {backup.backup_id} of {tenant.id}: {backup.files} files, {backup.bytes_uploaded} bytes "

@@ -8,6 +8,7 @@ from spotify_jobs.backup.manifest import LATEST
 from spotify_jobs.backup.restore import RestoreRefused, RestoreResult, migrate_tenant, restore_backup
 from spotify_jobs.backup.store import open_file_store
 from spotify_jobs.k8s.tags import JOB_TYPE_TAG, step_tags
+from spotify_jobs.observability.metering import step_meter
 from spotify_jobs.resources import PlatformResource
 from spotify_jobs.tenancy.registry import validate_tenant_id
 from spotify_jobs.tenancy.tiers import JobType
@@ -71,19 +72,22 @@ def restore_tenant_backup(
     target = open_file_store(
         config.target_root or platform.data_root, config.target_s3_endpoint_url or platform.s3_endpoint_url
     )
-    try:
-        result = restore_backup(
-            backup_store_for(platform),
-            tenant,
-            target,
-            backup=config.backup,
-            dry_run=config.dry_run,
-            overwrite=config.overwrite,
-        )
-    except RestoreRefused as exc:
-        raise dg.Failure(description=str(exc)) from exc
-    context.log.info(f"restore of {tenant} from {result.backup_id}: {result.as_dict(with_changes=False)}")
-    _fail_unless_ok(result)
+    with step_meter(context, platform, tenant=tenant) as meter:
+        try:
+            result = restore_backup(
+                backup_store_for(platform),
+                tenant,
+                target,
+                backup=config.backup,
+                dry_run=config.dry_run,
+                overwrite=config.overwrite,
+            )
+        except RestoreRefused as exc:
+            raise dg.Failure(description=str(exc)) from exc
+        meter.add_records(result.files)
+        meter.add_bytes(result.bytes_written)
+        context.log.info(f"restore of {tenant} from {result.backup_id}: {result.as_dict(with_changes=False)}")
+        _fail_unless_ok(result)
     return dg.Output(None, metadata=_restore_metadata(result))
 
 
@@ -97,19 +101,22 @@ def migrate_tenant_data(
     endpoint = config.target_s3_endpoint_url or platform.s3_endpoint_url
     if config.target_root == platform.data_root and endpoint == platform.s3_endpoint_url:
         raise dg.Failure(description=f"migration target {config.target_root} is the tenant's own data root")
-    try:
-        result = migrate_tenant(
-            platform.data_store,
-            backup_store_for(platform),
-            tenant,
-            open_file_store(config.target_root, endpoint),
-            overwrite=config.overwrite,
-            dry_run=config.dry_run,
-        )
-    except RestoreRefused as exc:
-        raise dg.Failure(description=str(exc)) from exc
-    context.log.info(f"migration of {tenant}: {result.as_dict()}")
-    _fail_unless_ok(result.restore)
+    with step_meter(context, platform, tenant=tenant) as meter:
+        try:
+            result = migrate_tenant(
+                platform.data_store,
+                backup_store_for(platform),
+                tenant,
+                open_file_store(config.target_root, endpoint),
+                overwrite=config.overwrite,
+                dry_run=config.dry_run,
+            )
+        except RestoreRefused as exc:
+            raise dg.Failure(description=str(exc)) from exc
+        meter.add_records(result.restore.files)
+        meter.add_bytes(result.backup.bytes_uploaded + result.restore.bytes_written)
+        context.log.info(f"migration of {tenant}: {result.as_dict()}")
+        _fail_unless_ok(result.restore)
     metadata = _restore_metadata(result.restore)
     metadata["bytes_uploaded"] = result.backup.bytes_uploaded
     return dg.Output(None, metadata=metadata)

@@ -22,6 +22,7 @@ from spotify_jobs.billing.usage import (
     write_usage,
 )
 from spotify_jobs.k8s.tags import step_tags
+from spotify_jobs.observability.metering import step_meter
 from spotify_jobs.resources import PlatformResource
 from spotify_jobs.storage.tenant_storage import TenantStorage
 from spotify_jobs.tenancy.partitions import (
@@ -66,21 +67,23 @@ def usage_records(context: dg.AssetExecutionContext, platform: PlatformResource)
     """
     tenant = tenant_of(context.partition_key)
     day = date.fromisoformat(time_of(context.partition_key))
-    known = context.instance.get_dynamic_partitions(tenant_partitions.name)
-    runs = finished_runs_on(
-        context.instance, day, load_steps=lambda tags: run_tenant(tags, known)[0] == tenant
-    )
     storage = platform.tenant_storage(tenant)
-    usage = meter_tenant_day(
-        runs,
-        tenant,
-        day,
-        platform.tenant(tenant).tier,
-        known,
-        storage.list(),
-        TenantStorage(platform.backup_store, tenant).list(),
-    )
-    uri = write_usage(storage, day, usage.records)
+    with step_meter(context, platform) as meter:
+        known = context.instance.get_dynamic_partitions(tenant_partitions.name)
+        runs = finished_runs_on(
+            context.instance, day, load_steps=lambda tags: run_tenant(tags, known)[0] == tenant
+        )
+        usage = meter_tenant_day(
+            runs,
+            tenant,
+            day,
+            platform.tenant(tenant).tier,
+            known,
+            storage.list(),
+            TenantStorage(platform.backup_store, tenant).list(),
+        )
+        uri = write_usage(storage, day, usage.records)
+        meter.add_records(len(usage.records))
     if usage.unattributed:
         context.log.warning(
             f"{len(usage.unattributed)} run(s) that ended on {day} have no tenant and are billed to nobody: "
@@ -143,9 +146,11 @@ def billing_report(context: dg.AssetExecutionContext, platform: PlatformResource
     tenant = tenant_of(context.partition_key)
     month = month_of(time_of(context.partition_key))
     storage = platform.tenant_storage(tenant)
-    report = build_month_report(
-        storage, load_rate_cards(), month, now=datetime.now(UTC), close=True, store=True
-    )
+    with step_meter(context, platform) as meter:
+        report = build_month_report(
+            storage, load_rate_cards(), month, now=datetime.now(UTC), close=True, store=True
+        )
+        meter.add_records(len(report.invoice.lines))
     invoice = report.invoice
     if report.missing_usage_days:
         context.log.warning(
@@ -273,8 +278,10 @@ def billing_finance_summary(
     month = month_of(context.partition_key)
     tenants = sorted(context.instance.get_dynamic_partitions(tenant_partitions.name))
     tiers = {t.id: t.tier for t in platform.registry.tenants}
-    summary = summarise(month, [platform.tenant_storage(t) for t in tenants], tiers)
-    uris = write_summary(platform.data_store, summary)
+    with step_meter(context, platform) as meter:
+        summary = summarise(month, [platform.tenant_storage(t) for t in tenants], tiers)
+        uris = write_summary(platform.data_store, summary)
+        meter.add_records(len(summary.tenants))
     if summary.missing:
         context.log.warning(f"{month}: no billing report for {', '.join(summary.missing)}")
     by_tier = ["| Tier | Tenants | Revenue |", "|---|---|---|"] + [

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from spotify_jobs.k8s.tags import step_tags
+from spotify_jobs.observability.metering import step_meter
 from spotify_jobs.resources import PlatformResource
 from spotify_jobs.security.report import REPORT_JSON, SCORE_WARN_THRESHOLD, report_key
 from spotify_jobs.security.scan import run_scans
@@ -34,7 +35,11 @@ def security_scan(context: dg.AssetExecutionContext, platform: PlatformResource)
     evidence; a score per framework (PCI DSS v4.0, SOX ITGC, GDPR, HIPAA, ISO/IEC 27001:2022) and the
     trend against the previous scan."""
     tenant, date = _tenant_and_date(context.partition_key)
-    [report] = run_scans(platform, load_settings(), [tenant], date)
+    with step_meter(context, platform) as meter:
+        [report] = run_scans(platform, load_settings(), [tenant], date)
+        meter.add_records(
+            report.coverage.get("kubernetes_objects", 0) + report.coverage.get("rows_scanned", 0)
+        )
     storage = platform.tenant_storage(tenant)
     markdown = report.to_markdown()
     fails = [f for f in report.findings if f.status.value == "fail"]

@@ -10,6 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from spotify_jobs.k8s.tags import step_tags
+from spotify_jobs.observability.metering import step_meter
 from spotify_jobs.resources import PlatformResource
 from spotify_jobs.tenancy.partitions import TENANT_DIMENSION, tenant_of, tenant_partitions
 from spotify_jobs.tenancy.tiers import JobType
@@ -75,7 +76,10 @@ def training_dataset(
     """Implicit feedback per (listener, track) from the tenant's clean music plays, split in time: the
     newest `holdout_days` are the test set (only tracks new to a known listener), the rest train."""
     storage = platform.tenant_storage(tenant_of(context.partition_key))
-    frame = build_training_dataset(storage, DatasetConfig(config.window_days, config.holdout_days))
+    with step_meter(context, platform) as meter:
+        frame = build_training_dataset(storage, DatasetConfig(config.window_days, config.holdout_days))
+        meter.add_records(len(frame))
+        meter.add_bytes(frame.memory_usage(deep=True).sum())
     train = frame[frame["split"] == "train"]
     return dg.Output(
         frame,
@@ -113,7 +117,9 @@ def recommendation_model(
         (context.log.debug if progress.event == "checkpoint" else context.log.info)(progress.describe())
 
     training = TrainingConfig(**config.model_dump())
-    published = train_and_publish(storage, training_dataset, training, on_progress=log)
+    with step_meter(context, platform) as meter:
+        published = train_and_publish(storage, training_dataset, training, on_progress=log)
+        meter.add_records(published.run.samples)
     run, registry = published.run, ModelRegistry(storage)
     curve = base64.b64encode(published.loss_curve_png).decode()
     return dg.MaterializeResult(
@@ -149,7 +155,9 @@ def model_evaluation(
     """Recall@10 and NDCG@10 of the candidate model version on the hold-out, next to the popularity
     baseline's on the same listeners; recorded with the version in the registry."""
     storage = platform.tenant_storage(tenant_of(context.partition_key))
-    version, evaluation = evaluate_candidate(storage, training_dataset)
+    with step_meter(context, platform) as meter:
+        version, evaluation = evaluate_candidate(storage, training_dataset)
+        meter.add_records(evaluation.users)
     return dg.Output(
         evaluation_frame(version, evaluation),
         metadata={
@@ -202,13 +210,17 @@ def track_recommendations(
     registry's `latest` (the registry refuses a version that did not beat the baseline)."""
     storage = platform.tenant_storage(tenant_of(context.partition_key))
     version, _evaluation = evaluation_of(model_evaluation)
-    recommendations, previous = recommend_and_promote(storage, version, config.per_listener)
+    with step_meter(context, platform) as meter:
+        recommendations, previous = recommend_and_promote(storage, version, config.per_listener)
+        listeners = recommendations["listener_id"].nunique()
+        meter.add_records(listeners)
+        meter.add_bytes(recommendations.memory_usage(deep=True).sum())
     return dg.Output(
         recommendations,
         metadata={
             "model_version": version,
             "previous_version": previous or "none",
-            "listeners": recommendations["listener_id"].nunique(),
+            "listeners": listeners,
             "rows": len(recommendations),
             "preview": dg.MetadataValue.md(recommendations.head(10).to_markdown(index=False)),
         },
