@@ -61,3 +61,5 @@ test: $(INSTALLED) system-deps lint
 
 clean:
 	rm -rf $(DAGSTER_HOME) data build .pytest_cache .ruff_cache
+
+include ops.mk

@@ -2,7 +2,7 @@
 
 import warnings
 
-# Partitioned asset checks (preview) and the tenant-to-tenant x date partition mapping (beta) are used on
+# Partitioned asset checks (preview) and the tenant <-> tenant x time partition mappings (beta) are used on
 # purpose; their warnings would otherwise print on every load of the code location and every CLI call.
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
-warnings.filterwarnings("ignore", message=".*MultiToSingleDimensionPartitionMapping")
+warnings.filterwarnings("ignore", message=".*(MultiToSingleDimensionPartitionMapping|MultiPartitionMapping)")

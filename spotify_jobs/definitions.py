@@ -8,6 +8,7 @@ from __future__ import annotations
 import dagster as dg
 from dagster_k8s import k8s_job_executor
 
+from spotify_jobs.automation import JobSchedule, alert_channels_from_settings, build_schedules, build_sensors
 from spotify_jobs.backup import assets as backup
 from spotify_jobs.backup.jobs import jobs as backup_op_jobs
 from spotify_jobs.billing import assets as billing
@@ -18,7 +19,6 @@ from spotify_jobs.observability.loggers import build_json_lines_logger
 from spotify_jobs.observability.sensors import sensors as observability_sensors
 from spotify_jobs.resources import PlatformResource
 from spotify_jobs.security import assets as security
-from spotify_jobs.training import assets as training
 from spotify_jobs.settings import Settings, load_settings
 from spotify_jobs.storage.io_manager import TenantParquetIOManager
 from spotify_jobs.tenancy.partitions import (
@@ -30,6 +30,7 @@ from spotify_jobs.tenancy.partitions import (
 )
 from spotify_jobs.tenancy.registry import load_registry
 from spotify_jobs.tenancy.tiers import JobType
+from spotify_jobs.training import assets as training
 
 TENANT_JOBS: dict[JobType, TenantJobSpec] = {
     spec.job_type: spec
@@ -128,8 +129,18 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             billing_finance_job,
             platform_sla_job,
         ],
-        schedules=[dg.build_schedule_from_partitioned_job(platform_sla_job, hour_of_day=1)],
-        sensors=[*observability_sensors],
+        schedules=[
+            *build_schedules(
+                factory,
+                TENANT_JOBS.values(),
+                extra=[(spec, JobSchedule("30 0 * * *", "daily")) for spec in SUPPORT_TENANT_JOBS],
+            ),
+            dg.build_schedule_from_partitioned_job(platform_sla_job, hour_of_day=1),
+        ],
+        sensors=[
+            *observability_sensors,
+            *build_sensors(factory, TENANT_JOBS.values(), alerts=alert_channels_from_settings(settings)),
+        ],
         resources={"platform": platform, "io_manager": TenantParquetIOManager(platform=platform)},
         loggers={
             "console": dg.colored_console_logger,

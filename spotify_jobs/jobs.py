@@ -19,6 +19,12 @@ from spotify_jobs.tenancy.partitions import MONTH_DIMENSION, tenant_date_key, te
 from spotify_jobs.tenancy.registry import TenantRegistry, validate_tenant_id
 from spotify_jobs.tenancy.tiers import JobType
 
+# Transient failures (a lost node, a throttled store) retry the step, not the run: 30 s, 60 s, jittered.
+# Assets with their own policy (training) keep theirs.
+STEP_RETRY_POLICY = dg.RetryPolicy(
+    max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
+
 
 def gpu_op_names(assets: Iterable[dg.AssetsDefinition]) -> set[str]:
     """Names of the ops whose steps need a GPU (op tag `spotify-jobs/gpu`)."""
@@ -103,4 +109,5 @@ class TenantJobFactory:
             config=config,
             description=spec.description,
             tags={JOB_TYPE_TAG: spec.job_type.value},
+            op_retry_policy=STEP_RETRY_POLICY,
         )

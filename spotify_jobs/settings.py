@@ -62,6 +62,25 @@ class Settings(BaseSettings):
         DEFAULT_REGISTRY_PATH, validation_alias=_env("SPOTIFY_JOBS_TENANT_REGISTRY")
     )
     pushgateway_url: str | None = Field(None, validation_alias=_env("SPOTIFY_JOBS_PUSHGATEWAY_URL"))
+    webserver_base_url: str | None = Field(None, validation_alias=_env("SPOTIFY_JOBS_WEBSERVER_BASE_URL"))
+
+    # Failure alerts: a channel is on when its credential or address is set.
+    slack_token: SecretStr | None = Field(None, validation_alias=_env("SPOTIFY_JOBS_SLACK_TOKEN"))
+    slack_channel: str = Field("#spotify-jobs-alerts", validation_alias=_env("SPOTIFY_JOBS_SLACK_CHANNEL"))
+    slack_api_url: str = Field("https://slack.com/api/", validation_alias=_env("SPOTIFY_JOBS_SLACK_API_URL"))
+    pagerduty_routing_key: SecretStr | None = Field(
+        None, validation_alias=_env("SPOTIFY_JOBS_PAGERDUTY_ROUTING_KEY")
+    )
+    pagerduty_events_url: str = Field(
+        "https://events.pagerduty.com/v2/enqueue", validation_alias=_env("SPOTIFY_JOBS_PAGERDUTY_EVENTS_URL")
+    )
+    smtp_host: str | None = Field(None, validation_alias=_env("SPOTIFY_JOBS_SMTP_HOST"))
+    smtp_port: int = Field(25, ge=1, le=65535, validation_alias=_env("SPOTIFY_JOBS_SMTP_PORT"))
+    smtp_from: str | None = Field(None, validation_alias=_env("SPOTIFY_JOBS_SMTP_FROM"))
+    smtp_to: str = Field("", validation_alias=_env("SPOTIFY_JOBS_SMTP_TO"))  # comma-separated
+    smtp_username: str | None = Field(None, validation_alias=_env("SPOTIFY_JOBS_SMTP_USERNAME"))
+    smtp_password: SecretStr | None = Field(None, validation_alias=_env("SPOTIFY_JOBS_SMTP_PASSWORD"))
+    smtp_starttls: bool = Field(False, validation_alias=_env("SPOTIFY_JOBS_SMTP_STARTTLS"))
 
     @field_validator("tenant_id")
     @classmethod

@@ -7,7 +7,15 @@ import pytest
 from spotify_jobs.settings import DEV_PSEUDONYM_SECRET, Settings, SettingsError, load_settings
 from spotify_jobs.tenancy.tiers import Priority
 
-SEED_VARIABLES = ("NAMESPACE", "ENVIRONMENT", "TENANT_ID", "PRIORITY", "RESOURCE_TIER", "DRY_RUN", "PARALLEL_JOBS")
+SEED_VARIABLES = (
+    "NAMESPACE",
+    "ENVIRONMENT",
+    "TENANT_ID",
+    "PRIORITY",
+    "RESOURCE_TIER",
+    "DRY_RUN",
+    "PARALLEL_JOBS",
+)
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from spotify_jobs.cli import backup, observability
+from spotify_jobs.cli import backup, observability, ops, ops_health
 from spotify_jobs.cli.bench import bench
 from spotify_jobs.cli.billing import billing
 from spotify_jobs.cli.deploy import render_base, render_tenant
@@ -34,5 +34,7 @@ for command in (
     compliance_check,
     *backup.commands,
     *observability.commands,
+    *ops.commands,
+    *ops_health.commands,
 ):
     main.add_command(command)

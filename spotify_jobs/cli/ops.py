@@ -27,8 +27,8 @@ from spotify_jobs.automation.run_queue import (
     instance_queue_config,
     open_workspace,
     submit_tenant_run,
-    tenant_run,
 )
+from spotify_jobs.automation.run_requests import tenant_run
 from spotify_jobs.automation.runs import (
     FINISHED,
     STATUS_FILTERS,

@@ -75,7 +75,7 @@ def test_hostile_tenant_id_is_rejected_before_any_io(tmp_path):
 
 def test_missing_object_error_names_the_object(store):
     storage = TenantStorage(store, "enterprise-001")
-    with pytest.raises(StorageError, match="tenants/enterprise-001/nothing.bin"):
+    with pytest.raises(StorageError, match=r"tenants/enterprise-001/nothing\.bin"):
         storage.read_bytes("nothing.bin")
 
 
@@ -134,6 +134,6 @@ def test_io_manager_passes_dataframes_between_assets_through_s3(s3_endpoint, s3_
 def test_create_claims_a_key_once(store):
     storage = TenantStorage(store, "enterprise-001")
     storage.create(b"first", "audit/records/000000000001.json")
-    with pytest.raises(ObjectExists, match="000000000001.json"):
+    with pytest.raises(ObjectExists, match=r"000000000001\.json"):
         storage.create(b"second", "audit/records/000000000001.json")
     assert storage.read_bytes("audit/records/000000000001.json") == b"first"

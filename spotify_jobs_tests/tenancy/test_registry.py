@@ -68,7 +68,11 @@ def test_priorities_map_to_strictly_decreasing_run_priorities_and_one_class_each
 
 @pytest.mark.parametrize(
     ("parse", "bad", "allowed"),
-    [(tier_spec, "huge", "enterprise"), (priority_of, "urgent", "batch"), (job_type_of, "mining", "data-etl")],
+    [
+        (tier_spec, "huge", "enterprise"),
+        (priority_of, "urgent", "batch"),
+        (job_type_of, "mining", "data-etl"),
+    ],
 )
 def test_unknown_names_list_what_is_allowed(parse, bad, allowed):
     with pytest.raises(ValueError, match=allowed):
@@ -116,7 +120,7 @@ def test_malformed_registry_fails_with_the_reason(tmp_path, payload, message):
 
 
 def test_missing_registry_file_is_named(tmp_path):
-    with pytest.raises(TenantRegistryError, match="nope.yaml"):
+    with pytest.raises(TenantRegistryError, match=r"nope\.yaml"):
         load_registry(tmp_path / "nope.yaml")
 
 
