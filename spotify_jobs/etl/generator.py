@@ -4,9 +4,16 @@ Writes what a tenant would deliver for one landing date: one folder per listener
 `landing/<date>/<export-id>/`, each holding `Streaming_History_Audio_<years>_<n>.json` files (one JSON
 array each, at most `max_file_bytes`), through TenantStorage so a local directory and S3 work alike.
 
-What the data looks like (see the format spec): Zipf track popularity over `spotify:track:` + 22 base-62
-URIs, ~5 % podcast episodes, audiobooks in the `new` variant, skips, shuffle, offline and incognito plays,
-ms_played that follow the reason a stream ended, and a field order that differs from export to export.
+What the data looks like (see the format spec): one export is one listener's last `history_days` days up to
+the landing date, in sessions of back-to-back plays; listeners' activity is heavy-tailed (lognormal around
+`mean_records_per_export`), so 20,000 records are ~130 listeners. Tracks (`spotify:track:` + 22 base-62)
+belong to artists and genres and have a global Zipf popularity. Each listener likes one or two genres and mostly
+discovers tracks there, sometimes digs into an artist they played or follows the charts, and replays
+favourites, so listening has the taste structure a recommender learns from (and a time-based hold-out of
+the last days holds discoveries to predict). Around it: ~5 % podcast episodes (mostly the listener's own
+shows), audiobooks read chapter by chapter in the `new` variant, skips (rare for favourites, common for
+chart picks), shuffle, offline and incognito plays, ms_played that follow the reason a stream ended, and a
+field order that differs from export to export.
 Variants: `new` exports carry `ip_addr` and the `audiobook_*` fields; `legacy` exports carry
 `ip_addr_decrypted` and `user_agent_decrypted`, `skipped` is often null, and a third of them have no
 `username` field at all. On top of the clean records come a configurable share of exact duplicates and of
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -33,6 +41,11 @@ Variant = Literal["new", "legacy"]
 VARIANTS: tuple[str, ...] = ("new", "legacy")
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 MAX_FILE_BYTES = 12_000_000
+# Streams per listener export over `history_days` (one export is one listener's history), on average.
+MEAN_RECORDS_PER_EXPORT = 150
+ACTIVITY_SIGMA = 1.0  # lognormal spread of activity: median ~0.6x the mean, the heaviest of 100+ ~15x
+MAX_STREAMS_PER_DAY = 150  # no listener plays more (~9 h of music a day)
+SESSION_MEAN_STREAMS = 8
 # Per-record quarantine reasons the generator produces, in the order the ETL checks them.
 MALFORMED_REASONS = ("missing_listener", "bad_ts", "bad_ms_played", "bad_track_uri", "no_content")
 
@@ -63,9 +76,25 @@ _PLATFORMS = (
     "web_player windows 10;chrome 119.0.0.0;desktop", "Partner sonos_speaker Sonos Play:1",
     "Android-tablet OS 12 API 31 (samsung, SM-X200)", "Linux [x86-64 0]",
 )  # fmt: skip
-_COUNTRIES = ("SE", "US", "GB", "DE", "FR", "BR", "MX", "ES", "NL", "JP", "IN", "AU", "CA", "PL", "IT")
-_REASON_START = ("clickrow", "fwdbtn", "backbtn", "playbtn", "appload", "remote", "trackerror")
-_USER_AGENTS = ("Spotify/8.5.60 iOS/13.4 (iPhone11,8)", "Spotify/109800078 OSX/0 (MacBookPro15,1)", "unknown")
+_COUNTRIES = np.array(
+    ("SE", "US", "GB", "DE", "FR", "BR", "MX", "ES", "NL", "JP", "IN", "AU", "CA", "PL", "IT"), dtype=object
+)
+_REASON_START = np.array(("clickrow", "fwdbtn", "backbtn", "playbtn", "appload", "remote", "trackerror"))
+_SESSION_START = np.array(("clickrow", "playbtn", "appload", "remote"))
+_CHAPTERS = 12  # per audiobook
+_CHAPTER_TITLES = np.array([f"Chapter {c + 1}" for c in range(_CHAPTERS)], dtype=object)
+_CONTINUED = ("trackdone", "fwdbtn", "backbtn")  # a play that ended so starts the next one the same way
+_INTERRUPTED = np.array(("endplay", "logout", "unexpected-exit", "remote"))
+# How a listener's next track is chosen (see _music), and how often a track found that way is skipped.
+_REPLAY, _ARTIST, _CHARTS, _GENRE = 0, 1, 2, 3
+_P_ARTIST, _P_CHARTS = 0.15, 0.08  # shares of the plays that are not replays; the rest: liked genres
+_SKIP_P = np.array([0.08, 0.2, 0.4, 0.22])
+# Discovery within a liked genre is less top-heavy than the charts (Zipf exponent 0.75 instead of 1.07).
+_GENRE_ZIPF = 0.7
+_USER_AGENTS = np.array(
+    ("Spotify/8.5.60 iOS/13.4 (iPhone11,8)", "Spotify/109800078 OSX/0 (MacBookPro15,1)", "unknown"),
+    dtype=object,
+)
 
 
 @dataclass(frozen=True)
@@ -79,7 +108,7 @@ class GenerationConfig:
     malformed_share: float = 0.002
     podcast_share: float = 0.05
     audiobook_share: float = 0.01  # new variant only
-    mean_records_per_export: int = 4000
+    mean_records_per_export: int = MEAN_RECORDS_PER_EXPORT
     history_days: int = 30
     max_file_bytes: int = MAX_FILE_BYTES
 
@@ -175,63 +204,119 @@ def _names(rng: np.random.Generator, count: int, words: int = 2) -> list[str]:
 
 @dataclass(frozen=True)
 class _Catalogue:
-    track_uri: list[str]
-    track_name: list[str]
-    artist: list[str]
-    album: list[str]
+    """Tracks grouped genre > artist > album with a global Zipf popularity; podcast shows; audiobooks."""
+
+    track_uri: np.ndarray  # strings (object arrays, indexed by track, episode, book, chapter)
+    track_name: np.ndarray
+    artist: np.ndarray
+    album: np.ndarray
     duration_ms: np.ndarray
-    track_p: np.ndarray
-    episode_uri: list[str]
-    episode_name: list[str]
-    show_name: list[str]
-    episode_p: np.ndarray
-    book_uri: list[str]
-    book_title: list[str]
-    chapter_uri: list[list[str]]
+    track_artist: np.ndarray  # artist index of each track
+    track_cdf: np.ndarray  # cumulative global popularity over all tracks (the charts)
+    genre_p: np.ndarray  # how likely a listener is to like each genre
+    genre_tracks: list[np.ndarray]  # the tracks of each genre ...
+    genre_cdf: list[np.ndarray]  # ... and their cumulative popularity within the genre
+    artist_tracks: list[np.ndarray]
+    artist_cdf: list[np.ndarray]
+    episode_uri: np.ndarray
+    episode_name: np.ndarray
+    show_name: np.ndarray
+    shows: int  # episode e belongs to show e % shows
+    episode_cdf: np.ndarray
+    book_uri: np.ndarray
+    book_title: np.ndarray
+    chapter_uri: list[np.ndarray]
+
+
+def _strings(values: Iterable[str]) -> np.ndarray:
+    return np.array(list(values), dtype=object)
+
+
+def _cdf(weights: np.ndarray) -> np.ndarray:
+    total = np.cumsum(weights, dtype=np.float64)
+    return total / total[-1]
+
+
+def _draw(items: np.ndarray, cdf: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Items drawn with the probabilities of `cdf`, one per uniform number in `u`."""
+    return items[np.minimum(np.searchsorted(cdf, u, side="right"), len(cdf) - 1)]
+
+
+def _groups(keys: np.ndarray, count: int) -> list[np.ndarray]:
+    """Indices of `keys` grouped by key value 0..count-1."""
+    order = np.argsort(keys, kind="stable")
+    return np.split(order, np.cumsum(np.bincount(keys, minlength=count))[:-1])
 
 
 def _catalogue(config: GenerationConfig) -> _Catalogue:
     rng = np.random.default_rng([config.seed, 0xCA7])
     n_tracks = int(min(100_000, max(200, config.records // 20)))
+    n_genres = int(np.clip(round(np.sqrt(n_tracks) / 2), 6, 40))
     n_artists = max(20, n_tracks // 12)
     n_albums = max(40, n_tracks // 5)
-    artists = [f"The {n}" if i % 3 == 0 else n for i, n in enumerate(_names(rng, n_artists))]
-    album_artist = rng.integers(0, n_artists, size=n_albums)
-    album_names = _names(rng, n_albums)
-    track_album = rng.integers(0, n_albums, size=n_tracks)
+    # Genres of different sizes; every genre has an artist, every artist an album, every album a track
+    # (n_genres <= n_artists <= n_albums <= n_tracks).
+    genre_size = np.arange(1, n_genres + 1, dtype=np.float64) ** -0.3
+    artist_genre = np.concatenate(
+        [np.arange(n_genres), rng.choice(n_genres, n_artists - n_genres, p=genre_size / genre_size.sum())]
+    )
+    album_artist = np.concatenate([np.arange(n_artists), rng.integers(0, n_artists, n_albums - n_artists)])
+    track_album = np.concatenate([np.arange(n_albums), rng.integers(0, n_albums, n_tracks - n_albums)])
+    track_artist = album_artist[track_album]
+    track_genre = artist_genre[track_artist]
     ranks = np.arange(1, n_tracks + 1, dtype=np.float64)
-    popularity = ranks**-1.07
+    popularity = (ranks**-1.07)[rng.permutation(n_tracks)]
+    genre_tracks = _groups(track_genre, n_genres)
+    artist_tracks = _groups(track_artist, n_artists)
+    # Big genres find more fans, but far less than in proportion to their plays: niches have devoted fans.
+    genre_p = np.bincount(track_genre, weights=popularity, minlength=n_genres) ** 0.25
+
+    artists = [f"The {n}" if i % 3 == 0 else n for i, n in enumerate(_names(rng, n_artists))]
+    album_names = _names(rng, n_albums)
     n_episodes = max(20, n_tracks // 20)
+    n_shows = n_episodes // 10 + 1
     shows = [
-        f"The {w} {n}"
-        for w, n in zip(
-            rng.choice(_SHOW_WORDS, n_episodes // 10 + 1), _names(rng, n_episodes // 10 + 1, 1), strict=True
-        )
+        f"The {w} {n}" for w, n in zip(rng.choice(_SHOW_WORDS, n_shows), _names(rng, n_shows, 1), strict=True)
     ]
     n_books = 40
     return _Catalogue(
-        track_uri=[f"spotify:track:{i}" for i in base62_ids(rng, n_tracks)],
-        track_name=_names(rng, n_tracks, 3),
-        artist=[artists[album_artist[a]] for a in track_album.tolist()],
-        album=[album_names[a] for a in track_album.tolist()],
+        track_uri=_strings(f"spotify:track:{i}" for i in base62_ids(rng, n_tracks)),
+        track_name=_strings(_names(rng, n_tracks, 3)),
+        artist=_strings(artists)[track_artist],
+        album=_strings(album_names)[track_album],
         duration_ms=np.clip(rng.lognormal(np.log(210_000), 0.3, n_tracks), 60_000, 900_000).astype(np.int64),
-        track_p=popularity / popularity.sum(),
-        episode_uri=[f"spotify:episode:{i}" for i in base62_ids(rng, n_episodes)],
-        episode_name=[f"Episode {k + 1}: {n}" for k, n in enumerate(_names(rng, n_episodes))],
-        show_name=[shows[k % len(shows)] for k in range(n_episodes)],
-        episode_p=(ranks[:n_episodes] ** -0.9) / (ranks[:n_episodes] ** -0.9).sum(),
-        book_uri=[f"spotify:audiobook:{i}" for i in base62_ids(rng, n_books)],
-        book_title=_names(rng, n_books, 3),
-        chapter_uri=[[f"spotify:chapter:{i}" for i in base62_ids(rng, 12)] for _ in range(n_books)],
+        track_artist=track_artist,
+        track_cdf=_cdf(popularity),
+        genre_p=genre_p / genre_p.sum(),
+        genre_tracks=genre_tracks,
+        genre_cdf=[_cdf(popularity[t] ** _GENRE_ZIPF) for t in genre_tracks],
+        artist_tracks=artist_tracks,
+        artist_cdf=[_cdf(popularity[t]) for t in artist_tracks],
+        episode_uri=_strings(f"spotify:episode:{i}" for i in base62_ids(rng, n_episodes)),
+        episode_name=_strings(f"Episode {k + 1}: {n}" for k, n in enumerate(_names(rng, n_episodes))),
+        show_name=_strings(shows)[np.arange(n_episodes) % n_shows],
+        shows=n_shows,
+        episode_cdf=_cdf(ranks[:n_episodes] ** -0.9),
+        book_uri=_strings(f"spotify:audiobook:{i}" for i in base62_ids(rng, n_books)),
+        book_title=_strings(_names(rng, n_books, 3)),
+        chapter_uri=[
+            _strings(f"spotify:chapter:{i}" for i in base62_ids(rng, _CHAPTERS)) for _ in range(n_books)
+        ],
     )
 
 
 def _export_sizes(config: GenerationConfig, rng: np.random.Generator) -> np.ndarray:
-    """Records per export (clean + malformed, before duplicates): a skewed split of the total."""
+    """Streams per export (clean + malformed, before duplicates): one export per listener, activity
+    lognormal (a few heavy listeners, many light ones), none above MAX_STREAMS_PER_DAY a day."""
     base = config.records - config.duplicates
-    n_exports = max(1, min(base, round(base / config.mean_records_per_export)))
-    weights = rng.lognormal(0.0, 0.8, n_exports)
+    cap = MAX_STREAMS_PER_DAY * config.history_days
+    n_exports = max(1, min(base, round(base / config.mean_records_per_export)), -(-base // cap))
+    weights = rng.lognormal(0.0, ACTIVITY_SIGMA, n_exports)
     sizes = rng.multinomial(base - n_exports, weights / weights.sum()) + 1
+    while (over := np.maximum(sizes - cap, 0)).any():  # hand what exceeds the cap to listeners with room
+        sizes -= over
+        room = cap - sizes
+        sizes += rng.multinomial(int(over.sum()), room / room.sum())
     return sizes
 
 
@@ -244,16 +329,9 @@ def _ip_address(rng: np.random.Generator) -> str:
     return ".".join(str(o) for o in octets)
 
 
-def _timestamps(rng: np.random.Generator, count: int, end: int, window_s: int) -> np.ndarray:
-    """`count` distinct, sorted epoch seconds in [end - window_s, end)."""
-    if count > window_s:
-        raise ValueError(f"cannot place {count} streams of one listener in {window_s} s; raise history_days")
-    chosen = np.unique(rng.integers(end - window_s, end, size=count))
-    while len(chosen) < count:
-        chosen = np.unique(
-            np.concatenate([chosen, rng.integers(end - window_s, end, size=count - len(chosen))])
-        )
-    return chosen
+def _where(mask: np.ndarray, values: np.ndarray) -> list:
+    """`values` where `mask` holds, None elsewhere, as a list of Python objects (what the encoder takes)."""
+    return np.where(mask, values, None).tolist()
 
 
 def _content_type(rec: dict) -> str:
@@ -262,8 +340,67 @@ def _content_type(rec: dict) -> str:
     return "podcast" if rec.get("spotify_episode_uri") else "audiobook"
 
 
+def _music(cat: _Catalogue, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """One listener's track for each of `size` plays (in time order), and how each was chosen (_REPLAY...).
+
+    The listener likes one or two genres. A play replays an earlier one (a Pólya urn: the more a track was
+    played, the likelier it comes back), goes deeper into the artist of an earlier play, follows the global
+    charts, or (most often) discovers a track of a liked genre, by popularity within the genre.
+    """
+    liked = rng.choice(len(cat.genre_p), size=1 + int(rng.binomial(1, 0.5)), replace=False, p=cat.genre_p)
+    genre_of = liked[rng.choice(len(liked), size=size, p=rng.dirichlet(np.full(len(liked), 1.5)))]
+    p_replay = 0.5 * float(rng.beta(3.0, 3.0))
+    roll = rng.random(size)
+    fresh_roll = (roll - p_replay) / (1.0 - p_replay)
+    mode = np.select(
+        [roll < p_replay, fresh_roll < _P_ARTIST, fresh_roll < _P_ARTIST + _P_CHARTS],
+        [_REPLAY, _ARTIST, _CHARTS],
+        _GENRE,
+    )
+    u = rng.random(size)
+    track = np.empty(size, dtype=np.int64)
+    for g in liked.tolist():
+        rows = genre_of == g
+        track[rows] = _draw(cat.genre_tracks[g], cat.genre_cdf[g], u[rows])
+    charts = mode == _CHARTS
+    track[charts] = np.searchsorted(cat.track_cdf, u[charts], side="right").clip(max=len(cat.track_cdf) - 1)
+    # Replays and artist picks follow earlier plays, so they are resolved in time order; a first play that
+    # has nothing to follow keeps its genre pick.
+    tracks, modes, earlier, us = track.tolist(), mode.tolist(), rng.random(size).tolist(), u.tolist()
+    for i in range(1, size):
+        if modes[i] == _REPLAY:
+            tracks[i] = tracks[int(earlier[i] * i)]
+        elif modes[i] == _ARTIST:
+            artist = int(cat.track_artist[tracks[int(earlier[i] * i)]])
+            choices, cdf = cat.artist_tracks[artist], cat.artist_cdf[artist]
+            tracks[i] = int(choices[min(int(np.searchsorted(cdf, us[i], side="right")), len(cdf) - 1)])
+    if size and mode[0] in (_REPLAY, _ARTIST):
+        mode[0] = _GENRE
+    return np.asarray(tracks, dtype=np.int64), mode
+
+
+def _end_times(
+    rng: np.random.Generator, ms_played: np.ndarray, end: int, window_s: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(end time in epoch seconds, starts a session) of each play: sessions of back-to-back plays, spread
+    at random over [end - window_s, end); strictly increasing, so no two plays of a listener share a ts."""
+    size = len(ms_played)
+    steps = np.maximum(ms_played // 1000 + rng.integers(0, 4, size), 1)
+    new_session = rng.random(size) < 1.0 / SESSION_MEAN_STREAMS
+    new_session[:1] = True
+    free = window_s - int(steps.sum()) - 1
+    if free < 0:
+        raise ValueError(
+            f"cannot place {size} streams ({int(steps.sum())} s of listening) of one listener in "
+            f"{window_s // 86_400} days; raise history_days"
+        )
+    idle = np.zeros(size, dtype=np.int64)
+    idle[new_session] = np.diff(np.sort(rng.integers(0, free + 1, int(new_session.sum()))), prepend=0)
+    return end - window_s + np.cumsum(steps + idle), new_session
+
+
 def _export_records(config: GenerationConfig, cat: _Catalogue, index: int, size: int, end: int) -> list[dict]:
-    """The clean records of one export, oldest first; every record's keys follow the export's field order."""
+    """The clean records of one export (one listener), oldest first; keys follow the export's field order."""
     rng = np.random.default_rng([config.seed, 0xE7, index])
     legacy = config.variant == "legacy"
     fields = list(LEGACY_FIELDS if legacy else NEW_FIELDS)
@@ -279,90 +416,103 @@ def _export_records(config: GenerationConfig, cat: _Catalogue, index: int, size:
     devices = [
         _PLATFORMS[i] for i in rng.choice(len(_PLATFORMS), size=int(rng.integers(1, 4)), replace=False)
     ]
-    country = _COUNTRIES[int(rng.integers(len(_COUNTRIES)))]
+    country = str(_COUNTRIES[int(rng.integers(len(_COUNTRIES)))])
     p_shuffle = float(rng.beta(2, 3))
     p_incognito = 0.02 if rng.random() < 0.3 else 0.0
+    shows = rng.choice(cat.shows, size=min(cat.shows, 1 + int(rng.binomial(2, 0.3))), replace=False)
+    book = int(rng.integers(len(cat.book_uri)))
 
-    end_s = _timestamps(rng, size, end, config.history_days * 86_400)
-    ts_text = (np.datetime_as_string(end_s.astype("datetime64[s]"), unit="s").astype(object) + "Z").tolist()
     kind = rng.random(size)
     audiobook_share = 0.0 if legacy else config.audiobook_share
-    is_episode = (kind < config.podcast_share).tolist()
-    is_book = ((kind >= config.podcast_share) & (kind < config.podcast_share + audiobook_share)).tolist()
-    track = rng.choice(len(cat.track_uri), size=size, p=cat.track_p).tolist()
-    episode = rng.choice(len(cat.episode_uri), size=size, p=cat.episode_p).tolist()
-    book = rng.integers(0, len(cat.book_uri), size=size).tolist()
-    skipped = (rng.random(size) < 0.22).tolist()
-    end_roll = rng.random(size).tolist()
-    partial = rng.random(size).tolist()
-    device = rng.integers(0, len(devices), size=size).tolist()
-    shuffle = (rng.random(size) < p_shuffle).tolist()
-    offline = (rng.random(size) < 0.05).tolist()
-    incognito = (rng.random(size) < p_incognito).tolist()
-    null_skip = (rng.random(size) < 0.6).tolist()
-    travel = (rng.random(size) < 0.01).tolist()
-    agent = rng.integers(-1, len(_USER_AGENTS), size=size).tolist()
-    start_reason = rng.integers(0, len(_REASON_START), size=size).tolist()
-    durations = cat.duration_ms.tolist()
-    end_list = end_s.tolist()
+    is_episode = kind < config.podcast_share
+    is_book = (kind >= config.podcast_share) & (kind < config.podcast_share + audiobook_share)
+    is_music = ~(is_episode | is_book)
+    track, mode = _music(cat, rng, size)
+    # Podcasts: mostly the listener's own shows, now and then whatever is popular.
+    show = shows[rng.integers(0, len(shows), size)]
+    show_episodes = (len(cat.episode_uri) - 1 - show) // cat.shows + 1
+    episode = np.where(
+        rng.random(size) < 0.8,
+        show + cat.shows * (rng.random(size) * show_episodes).astype(np.int64),
+        _draw(np.arange(len(cat.episode_uri)), cat.episode_cdf, rng.random(size)),
+    )
+    chapter = (np.cumsum(is_book) - 1) % _CHAPTERS  # the book is read chapter by chapter
 
-    records: list[dict] = []
-    previous_end = "trackdone"
-    for i in range(size):
-        rec: dict = dict.fromkeys(order)
-        if is_episode[i] or is_book[i]:
-            ms = int(30_000 + partial[i] * 3_570_000)
-            reason_end = "endplay" if end_roll[i] < 0.6 else "trackdone"
-            skip = False
-        else:
-            duration = durations[track[i]]
-            skip = skipped[i]
-            if skip:
-                ms = int(partial[i] * min(duration, 40_000))
-                reason_end = "fwdbtn" if end_roll[i] < 0.85 else "backbtn"
-            elif end_roll[i] < 0.8:
-                ms, reason_end = duration, "trackdone"
-            else:
-                ms = int(partial[i] * duration)
-                reason_end = ("endplay", "logout", "unexpected-exit", "remote")[int(end_roll[i] * 20) % 4]
-        if is_episode[i]:
-            e = episode[i]
-            rec["episode_name"], rec["episode_show_name"] = cat.episode_name[e], cat.show_name[e]
-            rec["spotify_episode_uri"] = cat.episode_uri[e]
-        elif is_book[i]:
-            b = book[i]
-            chapter = int(partial[i] * len(cat.chapter_uri[b]))
-            rec["audiobook_title"], rec["audiobook_uri"] = cat.book_title[b], cat.book_uri[b]
-            rec["audiobook_chapter_uri"] = cat.chapter_uri[b][chapter]
-            rec["audiobook_chapter_title"] = f"Chapter {chapter + 1}"
-        else:
-            t = track[i]
-            rec["master_metadata_track_name"] = cat.track_name[t]
-            rec["master_metadata_album_artist_name"] = cat.artist[t]
-            rec["master_metadata_album_album_name"] = cat.album[t]
-            rec["spotify_track_uri"] = cat.track_uri[t]
-        rec["ts"] = ts_text[i]
-        if has_username:
-            rec["username"] = username
-        rec["platform"] = devices[device[i]]
-        rec["ms_played"] = ms
-        rec["conn_country"] = _COUNTRIES[(i + index) % len(_COUNTRIES)] if travel[i] else country
-        rec["reason_start"] = "trackdone" if previous_end == "trackdone" else _REASON_START[start_reason[i]]
-        rec["reason_end"] = previous_end = reason_end
-        rec["shuffle"] = shuffle[i]
-        rec["skipped"] = None if legacy and null_skip[i] else skip
-        rec["offline"] = offline[i]
-        rec["incognito_mode"] = incognito[i]
-        start_s = end_list[i] - ms // 1000
-        if legacy:
-            rec["ip_addr_decrypted"] = ip
-            rec["user_agent_decrypted"] = _USER_AGENTS[agent[i]] if agent[i] >= 0 else None
-            rec["offline_timestamp"] = start_s if offline[i] else None
-        else:
-            rec["ip_addr"] = ip
-            rec["offline_timestamp"] = start_s * 1000
-        records.append(rec)
-    return records
+    # Skips follow how a track was found: favourites rarely, chart picks often.
+    skipped = is_music & (rng.random(size) < _SKIP_P[mode])
+    end_roll = rng.random(size)
+    partial = rng.random(size)
+    duration = cat.duration_ms[track]
+    ms = np.where(
+        is_music,
+        np.where(
+            skipped,
+            partial * np.minimum(duration, 40_000),
+            np.where(end_roll < 0.8, duration, partial * duration),
+        ),
+        30_000 + partial * 3_570_000,
+    ).astype(np.int64)
+    reason_end = np.where(
+        is_music,
+        np.where(
+            skipped,
+            np.where(end_roll < 0.85, "fwdbtn", "backbtn"),
+            np.where(end_roll < 0.8, "trackdone", _INTERRUPTED[(end_roll * 20).astype(np.int64) % 4]),
+        ),
+        np.where(end_roll < 0.6, "endplay", "trackdone"),
+    )
+    end_s, new_session = _end_times(rng, ms, end, config.history_days * 86_400)
+    # A play starts the way the one before it ended (trackdone, fwdbtn, backbtn), otherwise by a click or
+    # an app event; a session starts from the app.
+    previous_end = np.concatenate([["trackdone"], reason_end[:-1]])
+    reason_start = np.where(
+        new_session,
+        _SESSION_START[rng.integers(0, len(_SESSION_START), size)],
+        np.where(
+            np.isin(previous_end, _CONTINUED),
+            previous_end,
+            _REASON_START[rng.integers(0, len(_REASON_START), size)],
+        ),
+    )
+
+    start_s = end_s - ms // 1000
+    offline = rng.random(size) < 0.05
+    travel = rng.random(size) < 0.01
+    agent = rng.integers(-1, len(_USER_AGENTS), size=size)
+    columns: dict[str, list] = {
+        "ts": (np.datetime_as_string(end_s.astype("datetime64[s]"), unit="s").astype(object) + "Z").tolist(),
+        "username": [username] * size,
+        "platform": np.array(devices, dtype=object)[rng.integers(0, len(devices), size=size)].tolist(),
+        "ms_played": ms.tolist(),
+        "conn_country": np.where(
+            travel, _COUNTRIES[(np.arange(size) + index) % len(_COUNTRIES)], country
+        ).tolist(),
+        "ip_addr": [ip] * size,
+        "ip_addr_decrypted": [ip] * size,
+        "user_agent_decrypted": _where(agent >= 0, _USER_AGENTS[agent]),
+        "master_metadata_track_name": _where(is_music, cat.track_name[track]),
+        "master_metadata_album_artist_name": _where(is_music, cat.artist[track]),
+        "master_metadata_album_album_name": _where(is_music, cat.album[track]),
+        "spotify_track_uri": _where(is_music, cat.track_uri[track]),
+        "episode_name": _where(is_episode, cat.episode_name[episode]),
+        "episode_show_name": _where(is_episode, cat.show_name[episode]),
+        "spotify_episode_uri": _where(is_episode, cat.episode_uri[episode]),
+        "audiobook_title": _where(is_book, cat.book_title[book]),
+        "audiobook_uri": _where(is_book, cat.book_uri[book]),
+        "audiobook_chapter_uri": _where(is_book, cat.chapter_uri[book][chapter]),
+        "audiobook_chapter_title": _where(is_book, _CHAPTER_TITLES[chapter]),
+        "reason_start": reason_start.tolist(),
+        "reason_end": reason_end.tolist(),
+        "shuffle": (rng.random(size) < p_shuffle).tolist(),
+        "skipped": _where(rng.random(size) >= 0.6, skipped) if legacy else skipped.tolist(),
+        "offline": offline.tolist(),
+        # seconds where the legacy exports have it (offline plays only), milliseconds in the new ones
+        "offline_timestamp": _where(offline, start_s) if legacy else (start_s * 1000).tolist(),
+        "incognito_mode": (rng.random(size) < p_incognito).tolist(),
+    }
+    return [
+        dict(zip(order, row, strict=True)) for row in zip(*(columns[name] for name in order), strict=True)
+    ]
 
 
 def _corrupt(rec: dict, reason: str, variant_roll: int) -> None:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 
+import numpy as np
 import pytest
 
 from spotify_jobs.etl.generator import (
+    MEAN_RECORDS_PER_EXPORT,
     GenerationConfig,
+    GenerationReport,
     LandingNotEmpty,
     generate_exports,
 )
@@ -30,6 +34,17 @@ def _files(landing) -> dict[str, bytes]:
 def _records(landing, unreadable: list[str]) -> list[dict]:
     return [
         rec for name, data in _files(landing).items() if name not in unreadable for rec in json.loads(data)
+    ]
+
+
+def _music(landing, report) -> list[tuple[str, dict]]:
+    """(file name, record) of every readable music record."""
+    return [
+        (name, rec)
+        for name, data in _files(landing).items()
+        if name not in report.unreadable
+        for rec in json.loads(data)
+        if isinstance(rec.get("spotify_track_uri"), str)
     ]
 
 
@@ -64,7 +79,7 @@ def test_file_layout_and_size_limit(tmp_path):
 
 
 def test_new_variant_content(tmp_path):
-    landing, report = generate_local(tmp_path, records=6000, mean_records_per_export=1000, seed=5)
+    landing, report = generate_local(tmp_path, records=6000, seed=5)
     records = _records(landing, report.unreadable)
     assert len(records) == report.records == 6000
     assert all("ip_addr" in r and "audiobook_uri" in r and "ip_addr_decrypted" not in r for r in records)
@@ -74,9 +89,12 @@ def test_new_variant_content(tmp_path):
     assert 0.03 < len(podcasts) / len(records) < 0.07
     assert books and all(r["audiobook_chapter_uri"].startswith("spotify:chapter:") for r in books)
     assert sum(bool(TRACK_URI.fullmatch(r["spotify_track_uri"])) for r in music) >= len(music) - 10
-    plays = Counter(r["spotify_track_uri"] for r in music)
-    top, *_ = plays.most_common(1)
-    assert top[1] > 20 * (len(music) / len(plays))  # Zipf: the head track is far above the mean
+    # Zipf popularity: the head track reaches most listeners, far more than the average track does.
+    reach = Counter(
+        uri for _, uri in {(n.split("/")[0], r["spotify_track_uri"]) for n, r in _music(landing, report)}
+    )
+    top = max(reach.values())
+    assert top > len(report.exports) / 2 and top > 5 * (sum(reach.values()) / len(reach))
     for flag in ("skipped", "shuffle", "offline"):
         assert {True, False} <= {r[flag] for r in records}
     assert any(
@@ -153,6 +171,12 @@ def test_bad_config(config, message):
         GenerationConfig(**config)
 
 
+def test_history_too_short_for_a_listener_is_refused(tmp_path):
+    # 150 streams a day, nearly half of them podcast episodes of ~30 min: more than a day can hold
+    with pytest.raises(ValueError, match="raise history_days"):
+        generate_local(tmp_path, records=1000, history_days=1, podcast_share=0.45)
+
+
 @pytest.mark.parametrize("hostile", ["../x", "A_B", "a/b", "ténant", "", "x" * 41])
 def test_hostile_tenant_ids_write_nothing(tmp_path, hostile):
     with pytest.raises(InvalidTenantId):
@@ -166,3 +190,86 @@ def test_bad_date_is_refused(tmp_path):
         generate_exports(storage, "2026-13-01", GenerationConfig(records=10))
     with pytest.raises(ValueError):
         generate_exports(storage, "../2026-01-01", GenerationConfig(records=10))
+
+
+@pytest.fixture(scope="module")
+def demo_tenant(tmp_path_factory) -> tuple[dict[str, list[dict]], GenerationReport]:
+    """What `make run` generates for a demo tenant (20,000 records, clean), as {export id: records}."""
+    landing, report = generate_local(
+        tmp_path_factory.mktemp("demo"), records=20_000, seed=0, duplicate_share=0, malformed_share=0
+    )
+    exports: dict[str, list[dict]] = defaultdict(list)
+    for name, data in _files(landing).items():
+        exports[name.split("/")[0]] += json.loads(data)
+    return exports, report
+
+
+def test_one_listener_per_export_with_heavy_tailed_activity(demo_tenant):
+    exports, report = demo_tenant
+    assert len(exports) == len(report.exports) == round(20_000 / MEAN_RECORDS_PER_EXPORT) == 133
+    assert len({recs[0]["username"] for recs in exports.values()}) == len(exports)
+    assert all(len({r["username"] for r in recs}) == 1 for recs in exports.values())
+    sizes = np.array([len(recs) for recs in exports.values()])
+    assert sizes.sum() == 20_000 and sizes.min() >= 1
+    assert sizes.max() > 10 * np.median(sizes)  # a few heavy listeners, many light ones
+
+
+def test_listening_spans_history_days_in_time_order(demo_tenant):
+    exports, _report = demo_tenant
+    end = dt.date.fromisoformat(DATE)
+    start = (end - dt.timedelta(days=GenerationConfig(records=1).history_days)).isoformat()
+    holdout = (end - dt.timedelta(days=2)).isoformat()
+    recent = 0
+    for recs in exports.values():
+        ts = [r["ts"] for r in recs]
+        assert ts == sorted(set(ts))  # oldest first, no two plays of a listener at the same second
+        assert start <= ts[0] and ts[-1] < DATE
+        recent += ts[-1] >= holdout
+    assert recent > len(exports) / 2  # most listeners played something in the last two days
+
+
+def test_listeners_replay_favourites(demo_tenant):
+    exports, _report = demo_tenant
+    repeats = plays = 0
+    for recs in exports.values():
+        heard: set[str] = set()
+        for uri in (r["spotify_track_uri"] for r in recs if r["spotify_track_uri"]):
+            repeats += uri in heard
+            plays += 1
+            heard.add(uri)
+    assert repeats > 0.6 * plays  # most plays are of a track the listener has played before
+
+
+def _recall_at_10(scores: np.ndarray, seen: np.ndarray, truth: list[set[int]]) -> float:
+    top = np.argsort(-np.where(seen, -np.inf, scores), axis=1, kind="stable")[:, :10]
+    users = [u for u, items in enumerate(truth) if items]
+    return float(np.mean([len(truth[u] & set(top[u].tolist())) / min(10, len(truth[u])) for u in users]))
+
+
+def test_taste_lets_collaborative_filtering_beat_popularity(demo_tenant):
+    """Discoveries of the last two days follow each listener's taste: an item-to-item recommender built
+    from the earlier days finds them better than the most popular tracks do."""
+    exports, _report = demo_tenant
+    holdout = (dt.date.fromisoformat(DATE) - dt.timedelta(days=2)).isoformat()
+    tracks = {
+        uri: i
+        for i, uri in enumerate(
+            sorted(
+                {r["spotify_track_uri"] for recs in exports.values() for r in recs if r["ts"] < holdout}
+                - {None}
+            )
+        )
+    }
+    seen = np.zeros((len(exports), len(tracks)), dtype=bool)
+    truth: list[set[int]] = []
+    for user, recs in enumerate(exports.values()):
+        music = [(r["ts"], tracks.get(r["spotify_track_uri"])) for r in recs if r["spotify_track_uri"]]
+        seen[user, [t for ts, t in music if ts < holdout]] = True
+        truth.append({t for ts, t in music if ts >= holdout and t is not None and not seen[user, t]})
+    assert sum(map(len, truth)) > 100
+    plays = seen.astype(np.float64)
+    norms = np.sqrt(plays.sum(0)) + 1e-9
+    similarity = (plays.T @ plays) / norms[:, None] / norms[None, :]
+    collaborative = _recall_at_10(plays @ similarity, seen, truth)
+    popularity = _recall_at_10(np.broadcast_to(plays.sum(0), seen.shape), seen, truth)
+    assert collaborative > 1.25 * popularity  # without taste (one global chart for all) both are ~equal
