@@ -20,6 +20,7 @@ from spotify_jobs.etl.schema import landing_prefix
 from spotify_jobs.jobs import TenantJobFactory, TenantJobSpec
 from spotify_jobs.k8s.config import PlacementError
 from spotify_jobs.k8s.manifests import DEFINITIONS_MODULE
+from spotify_jobs.observability.sla import compute_sla
 from spotify_jobs.resources import PlatformResource
 from spotify_jobs.settings import load_settings
 from spotify_jobs.tenancy.partitions import tenant_partitions
@@ -122,6 +123,7 @@ def run_main(date: str | None, records: int, tenants: tuple[str, ...]) -> None:
     factory = TenantJobFactory(settings, registry)
     repository = ReconstructableRepository.for_module(DEFINITIONS_MODULE, "defs")
     outcomes: list[RunOutcome] = []
+    started = dt.datetime.now(dt.UTC)
     with dg.DagsterInstance.get() as instance:
         instance.add_dynamic_partitions(
             tenant_partitions.name,
@@ -136,10 +138,13 @@ def run_main(date: str | None, records: int, tenants: tuple[str, ...]) -> None:
                 click.echo(
                     f"{outcome.status:8} {outcome.job:20} {outcome.partition:28} {outcome.seconds:6.1f}s {outcome.detail}"
                 )
+        sla = compute_sla(instance, started, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1))
     click.echo("\nOutputs (data root: " + platform.data_store.root + ")")
     for outcome in outcomes:
         for name, value in outcome.metadata.items():
             click.echo(f"  {outcome.tenant:20} {name} = {value}")
+    click.echo("\nSLA and utilisation of this main job's runs")
+    click.echo(sla.summary_table())
     failed = [o for o in outcomes if o.status == "FAILURE"]
     if failed:
         raise click.ClickException(

@@ -24,7 +24,7 @@ from spotify_jobs.automation.rightsizing import recommend
 from spotify_jobs.automation.runs import format_table
 from spotify_jobs.cli.common import fail_on_bad_input
 from spotify_jobs.cli.ops import dagster_home_instance
-from spotify_jobs.observability.sla import _ended_runs, _metered_steps
+from spotify_jobs.observability.sla import metered_steps
 from spotify_jobs.resources import PlatformResource
 from spotify_jobs.settings import load_settings
 from spotify_jobs.tenancy.registry import load_registry
@@ -93,11 +93,7 @@ def resource_optimization(days: int, as_json: bool) -> None:
     until = datetime.now(UTC)
     since = until - timedelta(days=days)
     with dagster_home_instance() as instance:
-        records = _ended_runs(instance, since.timestamp(), until.timestamp())
-        run_ids = {record.dagster_run.run_id for record in records}
-        steps = (
-            _metered_steps(instance, run_ids, since.timestamp() - 1, until.timestamp() + 1) if run_ids else []
-        )
+        steps = metered_steps(instance, since, until)
     rows = recommend(steps, registry)
     if as_json:
         for row in rows:

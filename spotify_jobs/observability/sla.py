@@ -335,8 +335,10 @@ def _metered_steps(
     return list(facts.values())
 
 
-def compute_sla(instance: dg.DagsterInstance, since: datetime, until: datetime) -> SlaReport:
-    """SLA and utilisation of the runs that ended in [since, until) (timezone-aware bounds)."""
+def _runs_and_steps(
+    instance: dg.DagsterInstance, since: datetime, until: datetime
+) -> tuple[list[dg.RunRecord], list[StepFact]]:
+    """The runs that ended in [since, until) and their metered steps."""
     since, until = _utc(since), _utc(until)
     if until <= since:
         raise ValueError(f"empty window: until {until.isoformat()} is not after since {since.isoformat()}")
@@ -344,7 +346,18 @@ def compute_sla(instance: dg.DagsterInstance, since: datetime, until: datetime) 
     records = _ended_runs(instance, start, end)
     run_ids = {r.dagster_run.run_id for r in records}
     earliest = min((r.start_time or r.end_time for r in records), default=start)
-    steps = _metered_steps(instance, run_ids, earliest - 1, end + 1)
+    return records, (_metered_steps(instance, run_ids, earliest - 1, end + 1) if run_ids else [])
+
+
+def metered_steps(instance: dg.DagsterInstance, since: datetime, until: datetime) -> list[StepFact]:
+    """What every step of the runs that ended in [since, until) measured (for right-sizing)."""
+    return _runs_and_steps(instance, since, until)[1]
+
+
+def compute_sla(instance: dg.DagsterInstance, since: datetime, until: datetime) -> SlaReport:
+    """SLA and utilisation of the runs that ended in [since, until) (timezone-aware bounds)."""
+    since, until = _utc(since), _utc(until)
+    records, steps = _runs_and_steps(instance, since, until)
     step_labels: dict[str, tuple[str, str]] = {}
     for step in steps:
         step_labels.setdefault(step.run_id, (step.job_type, step.tenant))
