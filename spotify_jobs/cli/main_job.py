@@ -81,7 +81,7 @@ def run_tenant_job(
     result = dg.execute_job(
         repository.get_reconstructable_job(spec.name),
         instance=instance,
-        run_config=run_config,
+        run_config={**run_config, "loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         tags={**tags, **spec.partition_tags(partition)},
         raise_on_error=False,
     )

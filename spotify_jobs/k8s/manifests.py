@@ -22,10 +22,10 @@ from dagster._core.definitions.job_base import InMemoryJob
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 from dagster._core.execution.api import create_execution_plan
 from dagster._core.execution.context.system import PlanData, PlanOrchestrationContext
-from dagster._core.execution.context_creation_job import create_context_free_log_manager
 from dagster._core.execution.retries import RetryMode
 from dagster._core.executor.init import InitExecutorContext
 from dagster._core.executor.step_delegating import StepHandlerContext
+from dagster._core.log_manager import DagsterLogManager
 from dagster._core.origin import JobPythonOrigin
 from dagster._grpc.types import ExecuteStepArgs
 from dagster_k8s import k8s_job_executor
@@ -111,7 +111,8 @@ def _launch_all_steps(
             raise_on_error=True,
             retry_mode=RetryMode.DISABLED,
         ),
-        log_manager=create_context_free_log_manager(instance, run),
+        # Events go to the throwaway instance only: rendering is not a run, so nothing is printed.
+        log_manager=DagsterLogManager.create(loggers=[], instance=instance, dagster_run=run),
         executor=executor,
         output_capture=None,
     )
