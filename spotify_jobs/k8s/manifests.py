@@ -66,7 +66,7 @@ class _RecordingBatchApi:
         return body
 
 
-def _write_offline_kubeconfig(workdir: Path) -> str:
+def write_offline_kubeconfig(workdir: Path) -> str:
     """A kubeconfig that parses but points nowhere: dagster-k8s loads one, nothing connects."""
     path = workdir / "kubeconfig"
     path.write_text(yaml.safe_dump(_OFFLINE_KUBECONFIG))
@@ -160,7 +160,7 @@ class ManifestRenderer:
 
         self._workdir = tempfile.TemporaryDirectory(prefix="spotify-jobs-render-")
         workdir = Path(self._workdir.name)
-        self._kubeconfig = _write_offline_kubeconfig(workdir)
+        self._kubeconfig = write_offline_kubeconfig(workdir)
         self._instance = _instance(workdir, self._kubeconfig)
         self._definitions = build_definitions(self.settings)
         self._repository = ReconstructableRepository.for_module(

@@ -17,7 +17,7 @@ from spotify_jobs.automation.run_queue import open_workspace, submit_tenant_run
 from spotify_jobs.definitions import TENANT_JOBS, build_definitions
 from spotify_jobs.etl.generator import GenerationConfig, generate_exports
 from spotify_jobs.jobs import TenantJobFactory
-from spotify_jobs.k8s.manifests import _write_offline_kubeconfig
+from spotify_jobs.k8s.manifests import write_offline_kubeconfig
 from spotify_jobs.tenancy.registry import load_registry
 from spotify_jobs.tenancy.tiers import JobType
 from spotify_jobs_tests.deploy.helm import chart_run_launcher_config, merged_values
@@ -74,7 +74,7 @@ def production_instance_yaml(values: dict, postgres_url: str, kubeconfig: str) -
 def production_instance(tmp_path, postgres_url):
     home = tmp_path / "dagster_home"
     home.mkdir()
-    kubeconfig = _write_offline_kubeconfig(tmp_path)
+    kubeconfig = write_offline_kubeconfig(tmp_path)
     values = merged_values("values-prod.yaml")
     (home / "dagster.yaml").write_text(
         yaml.safe_dump(production_instance_yaml(values, postgres_url, kubeconfig))

@@ -16,6 +16,7 @@ from dagster_k8s.container_context import K8sContainerContext
 from dagster_k8s.job import UserDefinedDagsterK8sConfig, construct_dagster_k8s_job
 
 from spotify_jobs.k8s.config import GPU_RESOURCE, PlacementError, build_executor_config, resolve_placement
+from spotify_jobs.k8s.manifests import write_offline_kubeconfig
 from spotify_jobs.k8s.naming import tenant_namespace
 from spotify_jobs.k8s.tenant_objects import platform_objects, tenant_objects
 from spotify_jobs.settings import load_settings
@@ -26,14 +27,6 @@ from spotify_jobs_tests.deploy.pod_security import restricted_violations
 
 K8S_VERSION = "1.30.0"
 GPU_OP = "recommendation_model"
-OFFLINE_KUBECONFIG = {
-    "apiVersion": "v1",
-    "kind": "Config",
-    "clusters": [{"name": "offline", "cluster": {"server": "https://127.0.0.1:9"}}],
-    "users": [{"name": "offline", "user": {"token": "unused"}}],
-    "contexts": [{"name": "offline", "context": {"cluster": "offline", "user": "offline"}}],
-    "current-context": "offline",
-}
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +44,8 @@ def settings(production_profile):
 def launcher(request, production_profile, tmp_path_factory) -> K8sRunLauncher:
     """The K8sRunLauncher of a Dagster instance configured as the chart configures it from our values."""
     workdir = tmp_path_factory.mktemp("instance")
-    kubeconfig = workdir / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump(OFFLINE_KUBECONFIG))
     config = chart_run_launcher_config(merged_values(request.param), production_profile.platform_namespace)
-    config.update(load_incluster_config=False, kubeconfig_file=str(kubeconfig))  # nothing connects
+    config.update(load_incluster_config=False, kubeconfig_file=write_offline_kubeconfig(workdir))
     (workdir / "dagster.yaml").write_text(
         yaml.safe_dump(
             {"run_launcher": {"module": "dagster_k8s", "class": "K8sRunLauncher", "config": config}}

@@ -1,5 +1,6 @@
 """Protects k8s execution: every step of every job, at every tier and priority, renders through dagster-k8s's own
-step handler into a schema-valid Job in the tenant's namespace with the builder's resources, labels and priority."""
+step handler into a schema-valid, Pod Security "restricted" Job in the tenant's namespace with the builder's
+resources, labels and priority."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from spotify_jobs.definitions import TENANT_JOBS
 from spotify_jobs.jobs import TenantJobFactory
 from spotify_jobs.k8s.config import GPU_RESOURCE, PlacementError
 from spotify_jobs.k8s.manifests import ManifestRenderer
+from spotify_jobs.security.posture import scan_objects
+from spotify_jobs.security.report import restricted_profile_findings
 from spotify_jobs.settings import load_settings
 from spotify_jobs.tenancy.registry import load_registry
 from spotify_jobs.tenancy.tiers import TIER_ORDER, TIERS, JobType, Priority
@@ -47,6 +50,7 @@ def check_step_job(manifest, *, tenant, job_type, tier, priority, gpu):
     for version in K8S_VERSIONS:
         kubernetes_validate.validate(body, version, strict=True)
     assert body["kind"] == "Job"
+    assert restricted_profile_findings(scan_objects([body], check_namespaces=False).findings) == []
     assert body["metadata"]["namespace"] == manifest.namespace == f"sj-prd-{tenant}"
     pod = body["spec"]["template"]
     for labels in (body["metadata"]["labels"], pod["metadata"]["labels"]):
