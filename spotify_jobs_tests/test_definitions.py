@@ -3,6 +3,7 @@ schedule and sensor resolves, and Dagster's own validator accepts it."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -55,10 +56,11 @@ def test_k8s_executor_is_chosen_by_settings():
     assert defs.resolve_job_def(TENANT_JOBS[JobType.DATA_ETL].name).executor_def.name == "in_process"
 
 
-def test_dagster_definitions_validate_accepts_the_code_location():
+def test_dagster_definitions_validate_accepts_the_code_location(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "spotify_jobs.definitions"],
         cwd=REPO_ROOT,
+        env={**os.environ, "DAGSTER_HOME": str(tmp_path)},
         capture_output=True,
         text=True,
         timeout=120,
