@@ -35,6 +35,11 @@ class NoLandingData(ValueError):
 class Readable(Protocol):
     def read(self) -> bytes: ...
 
+    @property
+    def fork_safe(self) -> bool:
+        """Whether a forked helper process may read it (no network client shared with the parent)."""
+        ...
+
 
 @dataclass(frozen=True)
 class StoredFile:
@@ -46,6 +51,12 @@ class StoredFile:
     def read(self) -> bytes:
         return self.storage.read_bytes(self.key)
 
+    @property
+    def fork_safe(self) -> bool:
+        from spotify_jobs.storage.object_store import LocalObjectStore
+
+        return isinstance(self.storage.store, LocalObjectStore)
+
 
 @dataclass(frozen=True)
 class LocalFile:
@@ -54,11 +65,16 @@ class LocalFile:
     def read(self) -> bytes:
         return self.path.read_bytes()
 
+    @property
+    def fork_safe(self) -> bool:
+        return True
+
 
 @dataclass(frozen=True)
 class InputFile:
     source_file: str  # path under the landing date folder: <export-id>/<name> or <name>
     reader: Readable
+    size: int = 0  # bytes, as listed
 
     @property
     def export_id(self) -> str | None:
@@ -67,11 +83,11 @@ class InputFile:
         return head if sep else None
 
 
-def _select(paths: Iterable[tuple[str, Readable]]) -> tuple[list[InputFile], list[str]]:
+def _select(paths: Iterable[tuple[str, Readable, int]]) -> tuple[list[InputFile], list[str]]:
     inputs, ignored = [], []
-    for source_file, reader in sorted(paths, key=lambda item: item[0]):
+    for source_file, reader, size in sorted(paths, key=lambda item: item[0]):
         if INPUT_FILE.fullmatch(source_file.rsplit("/", 1)[-1]):
-            inputs.append(InputFile(source_file, reader))
+            inputs.append(InputFile(source_file, reader, size))
         else:
             ignored.append(source_file)
     return inputs, ignored
@@ -81,7 +97,8 @@ def landing_files(storage: TenantStorage, date: str) -> tuple[list[InputFile], l
     """(input files, ignored paths) of a tenant's landing date folder."""
     prefix = landing_prefix(date)
     return _select(
-        (info.key[len(prefix) + 1 :], StoredFile(storage, info.key)) for info in storage.list(prefix)
+        (info.key[len(prefix) + 1 :], StoredFile(storage, info.key), info.size)
+        for info in storage.list(prefix)
     )
 
 
@@ -90,7 +107,7 @@ def directory_files(root: Path) -> tuple[list[InputFile], list[str]]:
     if not root.is_dir():
         raise NoLandingData(f"{root} is not a directory")
     return _select(
-        (path.relative_to(root).as_posix(), LocalFile(path))
+        (path.relative_to(root).as_posix(), LocalFile(path), path.stat().st_size)
         for path in root.rglob("*")
         if path.is_file() and not path.name.startswith(".")
     )

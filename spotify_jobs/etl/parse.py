@@ -21,8 +21,11 @@ The rules, applied to every element of a file that is one readable JSON array (i
 
 Personal fields (`username`, `ip_addr*`, `user_agent_decrypted`) are never decoded except `username`, which only
 becomes a listener key. Quarantine rows carry a redacted record: the fields the rules read, without `username`.
-Speed: one typed msgspec decode per file of only the fields needed, then column-wise checks (Arrow compute and
-numpy); only values of an unexpected type take a per-value Python path.
+Speed: one msgspec decode per file of only the fields needed (typed where a wrong type is no quarantine
+reason; a file where such a field has another type is decoded again untyped), each record then one tuple
+(`astuple`, in C); column-wise checks (numpy on Arrow's buffers, Arrow compute); listening_events' further
+fields go to Arrow in one conversion of the kept rows. Only values of an unexpected type take a per-value
+Python path.
 """
 
 from __future__ import annotations
@@ -32,13 +35,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from operator import attrgetter
+from operator import itemgetter
 from typing import Any
 
 import msgspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from msgspec.structs import astuple
 
 REASONS = ("missing_listener", "bad_ts", "bad_ms_played", "bad_track_uri", "no_content")
 FILE_UNREADABLE = "file_unreadable"
@@ -69,6 +73,14 @@ TEXT_FIELDS = {
     "reason_end": "reason_end",
 }
 FLAG_FIELDS = ("shuffle", "offline", "incognito_mode")
+EVENT_FIELDS = (*TEXT_FIELDS, *FLAG_FIELDS)
+_BOOL_FIELDS = ("skipped", *FLAG_FIELDS)
+# The event fields of a typed decode, as Arrow converts them in one go.
+_EVENT_STRUCT = pa.struct(
+    [(name, pa.bool_() if name in _BOOL_FIELDS else pa.string()) for name in EVENT_FIELDS]
+)
+EVENT_COLUMNS = (*TEXT_FIELDS.values(), *FLAG_FIELDS)  # listening_events' names of EVENT_FIELDS
+_EVENT_PART = itemgetter(slice(0, len(EVENT_FIELDS)))  # of a record as a tuple
 REDACTED_FIELDS = tuple(f for f in KEY_FIELDS if f != "username")
 
 TRACK_URI_PATTERN = r"^spotify:track:[0-9A-Za-z]{22}$"
@@ -116,11 +128,22 @@ class ParsedFile:
         return len(self.ts_ns)
 
 
+# Fields whose wrong types are quarantine reasons: decoded as any JSON value. The others are decoded typed
+# first (strings / booleans or null), which is faster; a file where one has another type is decoded again
+# untyped and the odd values become null.
+_ANY_FIELDS = frozenset({"ts", "username", "ms_played"})
+
+
 @cache
-def _decoder(with_event_fields: bool) -> msgspec.json.Decoder:
-    names = KEY_FIELDS + (tuple(TEXT_FIELDS) + FLAG_FIELDS if with_event_fields else ())
-    # Any-typed fields: a value of the wrong type must reach the rules, not fail the whole file.
-    record = msgspec.defstruct("ExportRecord", [(n, Any, None) for n in names], gc=False)
+def _decoder(with_event_fields: bool, typed: bool = False) -> msgspec.json.Decoder:
+    names = (EVENT_FIELDS if with_event_fields else ()) + KEY_FIELDS  # the order of `astuple`
+
+    def kind(name: str) -> Any:
+        if not typed or name in _ANY_FIELDS:
+            return Any
+        return bool | None if name in _BOOL_FIELDS else str | None
+
+    record = msgspec.defstruct("ExportRecord", [(n, kind(n), None) for n in names], gc=False)
     return msgspec.json.Decoder(list[record])
 
 
@@ -129,14 +152,16 @@ def _fallback_decoder() -> msgspec.json.Decoder:
     return msgspec.json.Decoder()
 
 
-def decode_records(data: bytes, with_event_fields: bool) -> list:
-    """The file's records as structs of the needed fields; FileUnreadable unless it is one JSON array."""
-    try:
-        return _decoder(with_event_fields).decode(data)
-    except msgspec.ValidationError:
-        pass  # valid JSON of another shape, or an array holding non-objects: sorted out below
-    except msgspec.DecodeError as exc:
-        raise FileUnreadable(f"not readable JSON: {exc}") from None
+def decode_records(data: bytes, with_event_fields: bool) -> tuple[list, bool]:
+    """(the file's records as structs of the needed fields, whether the typed decoder read them);
+    FileUnreadable unless the file is one JSON array."""
+    for typed in (True, False):
+        try:
+            return _decoder(with_event_fields, typed).decode(data), typed
+        except msgspec.ValidationError:
+            pass  # a field of another type, valid JSON of another shape, or an array holding non-objects
+        except msgspec.DecodeError as exc:
+            raise FileUnreadable(f"not readable JSON: {exc}") from None
     try:
         items = _fallback_decoder().decode(data)
     except msgspec.DecodeError as exc:
@@ -144,7 +169,10 @@ def decode_records(data: bytes, with_event_fields: bool) -> list:
     if not isinstance(items, list):
         raise FileUnreadable(f"top-level JSON value is {_json_type(items)}, not an array")
     record_type = _decoder(with_event_fields).type.__args__[0]
-    return [msgspec.convert(item, record_type) if isinstance(item, dict) else record_type() for item in items]
+    records = [
+        msgspec.convert(item, record_type) if isinstance(item, dict) else record_type() for item in items
+    ]
+    return records, False
 
 
 def _json_type(value: object) -> str:
@@ -197,6 +225,27 @@ def _days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
     doy = (153 * (m + np.where(m > 2, -3, 9)) + 2) // 5 + d - 1
     doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
     return era * 146097 + doe - 719468
+
+
+_TRACK_PREFIX = np.frombuffer(b"spotify:track:", np.uint8)
+_TRACK_WIDTH = len(_TRACK_PREFIX) + 22
+_BASE62 = np.zeros(256, bool)
+_BASE62[np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", np.uint8)] = True
+
+
+def _track_uris_valid(array: pa.StringArray) -> np.ndarray:
+    """Per string: is it TRACK_URI_PATTERN, i.e. 36 bytes, the prefix and 22 base-62 characters (from the bytes)."""
+    n = len(array)
+    offsets = np.frombuffer(array.buffers()[1], np.int32, n + 1, array.offset * 4)
+    valid = (np.diff(offsets) == _TRACK_WIDTH) & _mask(array.is_valid())
+    if valid.any():
+        chars = np.frombuffer(array.buffers()[2], np.uint8)[
+            offsets[:-1][valid, None] + np.arange(_TRACK_WIDTH)
+        ]
+        valid[valid] = (chars[:, : len(_TRACK_PREFIX)] == _TRACK_PREFIX).all(axis=1) & _BASE62[
+            chars[:, len(_TRACK_PREFIX) :]
+        ].all(axis=1)
+    return valid
 
 
 _TS_WIDTH = 20  # YYYY-MM-DDTHH:MM:SSZ
@@ -296,6 +345,8 @@ def _listeners(values: Sequence, export_id: str | None) -> tuple[list[str], np.n
         if key not in keys:
             keys.append(key)
         codes[value] = keys.index(key)
+    if len(codes) == 1:  # one listener in the file, as usual
+        return keys, np.full(len(values), next(iter(codes.values())), np.int32)
     return keys, np.fromiter(map(codes.__getitem__, values), np.int32, len(values))
 
 
@@ -345,16 +396,17 @@ def parse_export_file(
     file directly in the date folder). Without `with_event_fields` only the fields the rules and
     daily_track_stats need are decoded and `event_columns` stays empty (the same counts, faster).
     """
-    records = decode_records(data, with_event_fields)
+    records, typed = decode_records(data, with_event_fields)
     n = len(records)
-    names = _decoder(with_event_fields).type.__args__[0].__struct_fields__
-    # One list of values per field (map over the structs runs in C).
-    columns = {name: list(map(attrgetter(name), records)) for name in names}
+    # Each record as a tuple, then one list of values per key field (both maps run in C).
+    rows = list(map(astuple, records))
+    first_key = len(EVENT_FIELDS) if with_event_fields else 0
+    columns = {name: list(map(itemgetter(first_key + i), rows)) for i, name in enumerate(KEY_FIELDS)}
     listener_keys, listener_idx = _listeners(columns["username"], export_id)
     ts_ok, ts_ns = _timestamps(columns["ts"])
     ms_ok, ms = _ms_played(columns["ms_played"])
     tracks, track_wrong = _strings(columns["spotify_track_uri"])
-    track_ok = _mask(pc.match_substring_regex(tracks, TRACK_URI_PATTERN))
+    track_ok = _track_uris_valid(tracks)
     track_present = (
         _mask(tracks.is_valid()) if track_wrong is None else _mask(tracks.is_valid()) | track_wrong
     )
@@ -372,16 +424,19 @@ def parse_export_file(
     )
     for code in reversed(range(len(REASONS))):  # the first reason that applies is written last
         reason[failures[code]] = code
+    bad = np.flatnonzero(reason != CLEAN)
     quarantine = [
         QuarantineRow(REASONS[r], source_file, i, _detail(r, records[i]), _redacted(records[i]))
-        for i, r in ((int(i), int(reason[i])) for i in np.flatnonzero(reason != CLEAN))
+        for i, r in zip(bad.tolist(), reason[bad].tolist(), strict=True)
     ]
 
     keep = reason == CLEAN
-    keep_arrow = pa.array(keep)
-    content_type = np.where(track_ok, MUSIC, np.where(has_episode, PODCAST, AUDIOBOOK)).astype(np.int8)[keep]
+    everything = len(bad) == 0
+    content_type = np.where(track_ok, MUSIC, np.where(has_episode, PODCAST, AUDIOBOOK)).astype(np.int8)
     track_uris = pc.if_else(pa.array(track_ok), tracks, None)
-    content = pc.coalesce(track_uris, episodes, books).filter(keep_arrow)
+    content = pc.coalesce(track_uris, episodes, books)
+    if not everything:
+        content = content.filter(pa.array(keep))
     encoded = (
         pc.dictionary_encode(content)
         if len(content)
@@ -389,27 +444,37 @@ def parse_export_file(
     )
     skipped = _mask(_flags(columns["skipped"]))
 
-    event_columns: dict[str, pa.Array] = {}
-    if with_event_fields:
-        for source, column in TEXT_FIELDS.items():
-            event_columns[column] = _strings(columns[source])[0].filter(keep_arrow)
-        for flag in FLAG_FIELDS:
-            event_columns[flag] = _flags(columns[flag]).filter(keep_arrow)
+    event_columns = _event_columns(rows, keep, typed) if with_event_fields else {}
+    if not everything:
+        listener_idx, ts_ns, content_type, ms, skipped = (
+            a[keep] for a in (listener_idx, ts_ns, content_type, ms, skipped)
+        )
 
     return ParsedFile(
         source_file=source_file,
         records=n,
         quarantine=quarantine,
         listener_keys=listener_keys,
-        listener_idx=listener_idx[keep],
-        ts_ns=ts_ns[keep],
+        listener_idx=listener_idx,
+        ts_ns=ts_ns,
         content_type=content_type,
         content_uris=encoded.dictionary.to_pylist(),
         content_idx=np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int32),
-        ms_played=ms[keep],
-        skipped=skipped[keep],
+        ms_played=ms,
+        skipped=skipped,
         event_columns=event_columns,
     )
+
+
+def _event_columns(rows: list[tuple], keep: np.ndarray, typed: bool) -> dict[str, pa.Array]:
+    """listening_events' further columns of the rows (event fields first) kept."""
+    kept = rows if keep.all() else [rows[i] for i in np.flatnonzero(keep).tolist()]
+    if typed:  # the event fields of a typed decode are strings / booleans or null: one conversion
+        values = pa.array(list(map(_EVENT_PART, kept)), _EVENT_STRUCT).flatten()
+    else:
+        values = [_strings(list(map(itemgetter(i), kept)))[0] for i in range(len(TEXT_FIELDS))]
+        values += [_flags(list(map(itemgetter(i), kept))) for i in range(len(TEXT_FIELDS), len(EVENT_FIELDS))]
+    return dict(zip(EVENT_COLUMNS, values, strict=True))
 
 
 def unreadable_row(source_file: str, detail: str) -> QuarantineRow:

@@ -44,27 +44,36 @@ def daily_track_stats(
     schema = arrow_schema(DAILY_TRACK_STATS_COLUMNS)
     if len(day) == 0:
         return schema.empty_table()
-    # One stable sort by (day, track, listener); every figure is then a sum over runs of equal keys.
-    day = day.astype(np.int64)
+    # One stable sort by (day, track, listener); every figure is then a sum over runs of equal keys. In-place
+    # steps and int64 sums straight from the sorted inputs keep the temporaries to a few arrays of the input's size.
+    day = np.asarray(day, dtype=np.int64)
     first_day = int(day.min())
     tracks = int(track.max()) + 1
     listeners = int(listener.max()) + 1
     if (int(day.max()) - first_day + 1) * tracks * listeners >= 2**63:
         raise ValueError("too many days x tracks x listeners for one 64-bit sort key; split the landing date")
-    key = ((day - first_day) * tracks + track) * listeners + listener
+    key = day - first_day
+    key *= tracks
+    key += track
+    key *= listeners
+    key += listener
     order = np.argsort(key, kind="stable")
     key = key[order]
-    group_key = key // listeners
-    starts = np.flatnonzero(np.r_[True, group_key[1:] != group_key[:-1]])
-    new_listener = np.r_[True, key[1:] != key[:-1]]
+    new_listener = np.empty(len(key), bool)
+    new_listener[0] = True
+    np.not_equal(key[1:], key[:-1], out=new_listener[1:])
+    key //= listeners  # (day, track) group keys
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    group_key = key[starts]
     del key
     plays = np.diff(np.r_[starts, len(order)]).astype(np.int64)
-    streams = np.add.reduceat((ms_played >= STREAM_THRESHOLD_MS)[order].astype(np.int64), starts)
-    ms_total = np.add.reduceat(ms_played.astype(np.int64)[order], starts)
-    skips = np.add.reduceat(skipped[order].astype(np.int64), starts)
-    unique_listeners = np.add.reduceat(new_listener.astype(np.int64), starts)
-    group_day = group_key[starts] // tracks + first_day
-    group_track = group_key[starts] % tracks
+    streams = np.add.reduceat((ms_played >= STREAM_THRESHOLD_MS)[order], starts, dtype=np.int64)
+    ms_total = np.add.reduceat(ms_played[order], starts, dtype=np.int64)
+    skips = np.add.reduceat(skipped[order], starts, dtype=np.int64)
+    unique_listeners = np.add.reduceat(new_listener, starts, dtype=np.int64)
+    del order, new_listener
+    group_day = group_key // tracks + first_day
+    group_track = group_key % tracks
     table = pa.table(
         {
             "event_date": day_strings(group_day),

@@ -243,3 +243,31 @@ def test_key_fields_only_give_the_same_rows():
     assert [r.reason for r in full.quarantine] == [r.reason for r in lean.quarantine]
     for name in ("ts_ns", "content_type", "ms_played", "skipped", "listener_idx", "content_idx"):
         assert getattr(full, name).tolist() == getattr(lean, name).tolist()
+
+
+def test_track_uri_check_agrees_with_the_pattern():
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from spotify_jobs.etl.parse import TRACK_URI_PATTERN, _track_uris_valid
+
+    values = [
+        TRACK,
+        TRACK[:-1],
+        TRACK + "x",
+        TRACK[:-1] + "!",
+        TRACK[:-1] + "é",  # 36 characters, 37 bytes
+        TRACK[:-2] + "é",  # 36 bytes, 35 characters
+        "spotify:album:" + TRACK[14:],
+        "Spotify:track:" + TRACK[14:],
+        "x" * 36,
+        "",
+        None,
+        "spotify:track:" + "0" * 22,
+        "spotify:track:" + "_" * 22,
+    ]
+    strings = pa.array(values, pa.string())
+    expected = pc.fill_null(pc.match_substring_regex(strings, TRACK_URI_PATTERN), False).to_pylist()
+    assert _track_uris_valid(strings).tolist() == expected
+    assert _track_uris_valid(strings.slice(3)).tolist() == expected[3:]  # an array that starts at an offset
+    assert expected.count(True) == 2

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import importlib.util
 import json
+import multiprocessing
 from pathlib import Path
 
 import pyarrow as pa
@@ -266,3 +267,86 @@ def test_daily_track_stats_function_matches_a_pandas_groupby():
     for column in ("plays", "streams", "ms_played_total", "unique_listeners"):
         assert got[column].tolist() == expected[column].astype("int64").tolist(), column
     assert np.allclose(got["skip_rate"], expected["skip_rate"])
+
+
+@pytest.mark.parametrize("outputs", [ETL_OUTPUTS, ("quarantined_events", "daily_track_stats")])
+def test_parser_processes_give_the_same_outputs(tmp_path, outputs):
+    landing, report = generate_local(tmp_path / "data", records=4000, seed=15, max_file_bytes=150_000)
+    files, _ = directory_files(landing)
+    assert len(files) > 6
+    runs = {}
+    for processes in (1, 3):
+        out = tmp_path / f"out-{processes}"
+        result = run_etl(
+            files, tenant_key(SECRET, "t1"), DirectorySink(out), outputs=outputs, processes=processes
+        )
+        assert result.processes == processes
+        runs[processes] = (result.counts(), {name: _table(out, name) for name in outputs})
+    assert runs[3][0] == runs[1][0]
+    assert runs[1][0]["duplicates"] == report.duplicates
+    for name in outputs:
+        assert runs[3][1][name].equals(runs[1][1][name]), name
+
+
+def test_a_failure_in_a_parser_process_fails_the_run(tmp_path, monkeypatch):
+    from spotify_jobs.etl import pipeline
+
+    landing, _ = generate_local(tmp_path / "data", records=2000, seed=16, max_file_bytes=100_000)
+    files, _ = directory_files(landing)
+    prepare = pipeline._prepare
+
+    def failing(file, key, with_events):
+        if file.source_file == files[-2].source_file:
+            raise RuntimeError(f"cannot parse {file.source_file}")
+        return prepare(file, key, with_events)
+
+    monkeypatch.setattr(pipeline, "_prepare", failing)
+    with pytest.raises(RuntimeError, match="cannot parse"):
+        run_etl(files, tenant_key(SECRET, "t1"), DirectorySink(tmp_path / "out"), processes=2)
+    assert multiprocessing.active_children() == []  # the helper process has been stopped and reaped
+
+
+@pytest.mark.parametrize("weak_hash", [False, True])
+def test_duplicate_check_matches_a_set(monkeypatch, weak_hash):
+    import numpy as np
+
+    from spotify_jobs.etl import pipeline
+
+    if weak_hash:  # every key shares one of three hashes: the exact comparison decides
+        monkeypatch.setattr(pipeline, "_key_hashes", lambda keys: (keys[:, 0] % 3).astype(np.uint64))
+    rng = np.random.default_rng(5)
+    seen, expected = pipeline._SeenKeys(), set()
+    for _ in range(40):
+        n = int(rng.integers(0, 300))
+        listener, content = rng.integers(0, 4, n).astype(np.int32), rng.integers(0, 30, n).astype(np.int32)
+        ts, ms = rng.integers(0, 20, n), rng.integers(0, 3, n)
+        first = []
+        for key in zip(listener.tolist(), content.tolist(), ts.tolist(), ms.tolist(), strict=True):
+            first.append(key not in expected)
+            expected.add(key)
+        assert seen.first_seen(listener, content, ts, ms).tolist() == first
+
+
+def test_parser_processes_follow_cpus_input_size_and_storage(monkeypatch, tmp_path):
+    from spotify_jobs.etl import pipeline
+    from spotify_jobs.etl.files import InputFile, LocalFile, StoredFile
+    from spotify_jobs.storage.object_store import LocalObjectStore, S3ObjectStore
+    from spotify_jobs.storage.tenant_storage import TenantStorage
+
+    monkeypatch.setattr(pipeline, "available_cpus", lambda: 4)
+    monkeypatch.setattr(pipeline, "cgroup_cpu_limit", lambda: None)
+    big = pipeline.PARALLEL_MIN_BYTES
+
+    def inputs(reader, count=3, size=big):
+        return [InputFile(f"e/Streaming_History_Audio_{i}.json", reader, size) for i in range(count)]
+
+    local = LocalFile(tmp_path / "x.json")
+    assert pipeline.etl_processes(inputs(local)) == 3  # one per file at most
+    assert pipeline.etl_processes(inputs(local, count=8)) == 4
+    assert pipeline.etl_processes(inputs(local, size=1000)) == 1  # too little input to pay for a fork
+    stored = StoredFile(TenantStorage(LocalObjectStore(tmp_path), "t1"), "k")
+    assert pipeline.etl_processes(inputs(stored)) == 3
+    s3 = StoredFile(TenantStorage(S3ObjectStore("bucket", client=object()), "t1"), "k")
+    assert pipeline.etl_processes(inputs(s3)) == 1  # an S3 client must not be shared across a fork
+    monkeypatch.setattr(pipeline, "cgroup_cpu_limit", lambda: 1.5)
+    assert pipeline.etl_processes(inputs(local)) == 1  # the container's CPU quota counts

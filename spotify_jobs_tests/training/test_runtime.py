@@ -1,17 +1,11 @@
-"""Protects the device choice and the torch thread count taken from the container's cgroup CPU limit."""
+"""Protects the device choice and the thread and process counts taken from the container's cgroup CPU limit."""
 
 from __future__ import annotations
 
 import pytest
 
-from spotify_jobs.training.runtime import (
-    PARALLEL_GRAIN,
-    available_cpus,
-    cgroup_cpu_limit,
-    configure_torch_threads,
-    cpu_threads,
-    select_device,
-)
+from spotify_jobs.cpu_limits import PARALLEL_GRAIN, available_cpus, cgroup_cpu_limit, cpu_threads
+from spotify_jobs.training.runtime import configure_torch_threads, select_device
 
 
 def _write(root, relative: str, text: str) -> None:
