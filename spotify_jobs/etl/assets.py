@@ -25,6 +25,7 @@ from spotify_jobs.etl.quality import (
 )
 from spotify_jobs.etl.schema import ETL_OUTPUTS, OUTPUT_COLUMNS, landing_prefix, output_key
 from spotify_jobs.k8s.tags import step_tags
+from spotify_jobs.observability.metering import step_meter
 from spotify_jobs.resources import PlatformResource
 from spotify_jobs.tenancy.partitions import tenant_daily_partitions, tenant_of, time_of
 from spotify_jobs.tenancy.tiers import JobType
@@ -113,13 +114,16 @@ def etl_landing_date(context: dg.AssetExecutionContext, platform: PlatformResour
     files, ignored = landing_files(storage, date)
     selected = [name for name in ETL_OUTPUTS if dg.AssetKey(name) in context.selected_asset_keys]
     context.log.info(f"{len(files)} export files under {storage.uri(landing_prefix(date))}")
-    result = run_etl(
-        files,
-        tenant_key(platform.pseudonym_secret, tenant),
-        TenantStorageSink(storage, date),
-        outputs=selected,
-        ignored_files=ignored,
-    )
+    with step_meter(context, platform) as meter:
+        result = run_etl(
+            files,
+            tenant_key(platform.pseudonym_secret, tenant),
+            TenantStorageSink(storage, date),
+            outputs=selected,
+            ignored_files=ignored,
+        )
+        meter.add_records(result.records_in)
+        meter.add_bytes(sum(file.size for file in files))
     context.log.info(
         f"{result.records_in} records in: {result.clean} clean, {result.quarantined} quarantined, "
         f"{result.duplicates} duplicates ({result.seconds:.2f} s)"
