@@ -8,8 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
+
 from spotify_jobs.definitions import TENANT_JOBS, build_definitions, defs
+from spotify_jobs.etl.generator import GenerationConfig, generate_exports
 from spotify_jobs.settings import load_settings
+from spotify_jobs.storage.object_store import LocalObjectStore
+from spotify_jobs.storage.tenant_storage import TenantStorage
 from spotify_jobs.tenancy.tiers import JobType
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -72,3 +77,24 @@ def test_no_torch_import_when_loading_the_code_location():
     probe = "import sys, spotify_jobs.definitions; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_dagster_job_execute_runs_a_tenant_partition(tmp_path):
+    data_root = tmp_path / "data"
+    storage = TenantStorage(LocalObjectStore(data_root), "startup-042")
+    generate_exports(storage, "2026-11-20", GenerationConfig(records=300, seed=1))
+    home = tmp_path / "home"
+    home.mkdir()
+    with dg.DagsterInstance.from_config(str(home)) as instance:  # onboarded, as the sensor or CLI would
+        instance.add_dynamic_partitions("tenants", ["startup-042"])
+    result = subprocess.run(
+        [sys.executable, "-m", "dagster", "job", "execute", "-m", "spotify_jobs.definitions", "-j", "data_etl_job",
+         "--tags", '{"dagster/partition": "2026-11-20|startup-042"}'],
+        cwd=REPO_ROOT,
+        env={**os.environ, "DAGSTER_HOME": str(home), "SPOTIFY_JOBS_DATA_ROOT": str(data_root)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert storage.exists("assets/daily_track_stats/date=2026-11-20.parquet")

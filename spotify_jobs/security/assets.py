@@ -14,9 +14,7 @@ from spotify_jobs.tenancy.tiers import JobType
 MARKDOWN_PREVIEW_CHARS = 20_000
 
 
-def _tenant_and_date(partition_key: str) -> tuple[str, str]:
-    if not isinstance(partition_key, dg.MultiPartitionKey):
-        partition_key = tenant_daily_partitions.get_partition_key_from_str(partition_key)
+def _tenant_and_date(partition_key: str | dg.MultiPartitionKey) -> tuple[str, str]:
     return tenant_of(partition_key), time_of(partition_key)
 
 

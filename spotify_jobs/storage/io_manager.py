@@ -35,7 +35,13 @@ class TenantParquetIOManager(dg.ConfigurableIOManager):
     def _location(self, context: dg.OutputContext | dg.InputContext) -> tuple[str, str]:
         if not context.has_asset_partitions:
             raise ValueError(f"asset {context.asset_key.to_user_string()} must be tenant-partitioned")
-        return asset_output_key(context.asset_key.path[-1], context.asset_partition_key)
+        key = context.asset_partition_key
+        partitions_def = context.asset_partitions_def
+        if isinstance(partitions_def, dg.MultiPartitionsDefinition) and not isinstance(
+            key, dg.MultiPartitionKey
+        ):
+            key = partitions_def.get_partition_key_from_str(key)
+        return asset_output_key(context.asset_key.path[-1], key)
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
         if not isinstance(obj, pd.DataFrame):

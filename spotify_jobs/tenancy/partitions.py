@@ -22,9 +22,19 @@ tenant_monthly_partitions = dg.MultiPartitionsDefinition(
 )
 
 
+_TIME = "time"  # a date or a month start, from a multi-partition key that arrived as a plain string
+
+
 def _dimensions(partition_key: str | dg.MultiPartitionKey) -> dict[str, str]:
     if isinstance(partition_key, dg.MultiPartitionKey):
         return dict(partition_key.keys_by_dimension)
+    if "|" in partition_key:
+        # `dagster job execute --tags '{"dagster/partition": "2026-11-01|t"}'` hands the step the string form;
+        # dimensions are ordered by name, so the time ("date" or "month") comes before "tenant".
+        parts = partition_key.split("|")
+        if len(parts) != 2:
+            raise ValueError(f"partition key {partition_key!r} is not '<date or month>|<tenant>'")
+        return {_TIME: parts[0], TENANT_DIMENSION: parts[1]}
     return {TENANT_DIMENSION: partition_key}
 
 
@@ -36,7 +46,7 @@ def tenant_of(partition_key: str | dg.MultiPartitionKey) -> str:
 def time_of(partition_key: str | dg.MultiPartitionKey) -> str | None:
     """The date (YYYY-MM-DD) or month start of a tenant x time partition key; None for a tenant key."""
     dims = _dimensions(partition_key)
-    return dims.get(DATE_DIMENSION) or dims.get(MONTH_DIMENSION)
+    return dims.get(DATE_DIMENSION) or dims.get(MONTH_DIMENSION) or dims.get(_TIME)
 
 
 def tenant_date_key(tenant_id: str, date: str) -> dg.MultiPartitionKey:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from spotify_jobs.tenancy.partitions import tenant_date_key, tenant_of, time_of
 from spotify_jobs.tenancy.quantities import cpu_millicores, memory_mib
 from spotify_jobs.tenancy.registry import (
     InvalidTenantId,
@@ -130,3 +131,19 @@ def test_bad_quantities_are_rejected(bad):
         cpu_millicores(bad)
     with pytest.raises(ValueError, match="quantity"):
         memory_mib(bad)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [tenant_date_key("startup-042", "2026-11-01"), "2026-11-01|startup-042"],
+    ids=["MultiPartitionKey", "string form"],
+)
+def test_tenant_and_time_of_a_multi_partition_key_in_either_form(key):
+    assert tenant_of(key) == "startup-042"
+    assert time_of(key) == "2026-11-01"
+
+
+@pytest.mark.parametrize("key", ["2026-11-01|../etc", "a|b|c"])
+def test_malformed_multi_partition_strings_are_refused(key):
+    with pytest.raises(ValueError):
+        tenant_of(key)
