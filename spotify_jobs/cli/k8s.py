@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from spotify_jobs.automation.run_requests import tenant_run
 from spotify_jobs.cli.common import fail_on_bad_input, tenant_job_spec
 from spotify_jobs.jobs import TenantJobFactory
 from spotify_jobs.k8s.manifests import render_step_manifests, write_manifests
@@ -30,10 +31,8 @@ def render_manifests(job_name, tenant, priority, tier, date, out_dir) -> None:
     settings = load_settings(executor="k8s")
     spec = tenant_job_spec(job_name)
     factory = TenantJobFactory(settings, load_registry(settings.tenant_registry))
-    run_config, tags = factory.run_parts(spec, tenant, tier=tier, priority=priority)
-    tags.update(
-        spec.partition_tags(spec.partition_key(tenant, date or dt.datetime.now(dt.UTC).date().isoformat()))
-    )
+    when = date or dt.datetime.now(dt.UTC).date().isoformat()
+    run_config, tags = tenant_run(factory, spec, tenant, when, tier=tier, priority=priority)
     manifests = render_step_manifests(spec.name, run_config, tags, settings)
     paths = write_manifests(manifests, out_dir)
     click.echo(

@@ -14,6 +14,7 @@ import click
 import dagster as dg
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 
+from spotify_jobs.automation.run_requests import tenant_run
 from spotify_jobs.cli.common import fail_on_bad_input
 from spotify_jobs.etl.generator import GenerationConfig, generate_exports
 from spotify_jobs.etl.schema import landing_prefix
@@ -74,7 +75,7 @@ def run_tenant_job(
     """Execute one tenant's run of `spec` in-process against `instance`; refusals become a skipped outcome."""
     partition = spec.partition_key(tenant, date)
     try:
-        run_config, tags = factory.run_parts(spec, tenant)
+        run_config, tags = tenant_run(factory, spec, tenant, date)
     except PlacementError as refused:
         return RunOutcome(tenant, spec.name, partition, "SKIPPED", 0.0, str(refused))
     started = time.perf_counter()
@@ -82,7 +83,7 @@ def run_tenant_job(
         repository.get_reconstructable_job(spec.name),
         instance=instance,
         run_config={**run_config, "loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        tags={**tags, **spec.partition_tags(partition)},
+        tags=tags,
         raise_on_error=False,
     )
     outcome = RunOutcome(
