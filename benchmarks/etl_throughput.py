@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/etl_throughput.py [--records 1000000] [--cache build/bench-etl] [--repeat 1]
 
 Generates the records once (cached under --cache), then runs each side in its own process:
-* `etl_full`: what `spotify-jobs bench etl` runs (`pipeline.run_directory`: one parser process per usable
-  CPU, the merge in the first), writing all three outputs (the 20-column listening_events included);
+* `etl_full`: what `spotify-jobs bench etl` runs (`pipeline.run_directory`: one parser thread per usable
+  CPU, the merge on the main thread), writing all three outputs (the 20-column listening_events included);
 * `etl_stats`: the same command writing quarantined_events and daily_track_stats only, i.e. the output the
   DuckDB query produces (the rules and the duplicate check run in full; listening_events' extra fields are
   not decoded);
@@ -14,10 +14,9 @@ Generates the records once (cached under --cache), then runs each side in its ow
 Seconds exclude interpreter start-up and imports on every side; the readable files go to DuckDB (it cannot
 skip an unreadable file in a JSON-array read). The daily_track_stats of all three must be equal.
 
-Memory, per side: `peak_rss_mb` is what the side reports itself (ru_maxrss; for the ETL its own peak plus
-each forked parser process's, which counts the pages they share twice: an upper bound), and `peak_pss_mb`
-the largest sum of proportional set sizes of the side's process tree, sampled every 20 ms from here in one
-more, untimed run of each side (shared pages counted once; the same measure for both sides).
+Memory, per side: `peak_rss_mb` is what the side reports itself (ru_maxrss of its one process), and
+`peak_pss_mb` the largest sum of proportional set sizes of the side's process tree, sampled every 20 ms from
+here in one more, untimed run of each side (shared pages counted once; the same measure for both sides).
 """
 
 from __future__ import annotations
@@ -244,7 +243,7 @@ def main() -> None:
             # The largest of all runs (not only the fastest one's).
             "peak_rss_mb": max(r["peak_rss_mb"] for r in runs[side]),
             "peak_pss_mb": peak_pss[side],
-            **({"processes": run["processes"]} if "processes" in run else {}),
+            **({"threads": run["threads"]} if "threads" in run else {}),
         }
 
     result: dict[str, object] = {

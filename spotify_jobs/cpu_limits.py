@@ -2,7 +2,7 @@
 
 In a pod, `os.cpu_count()` is the node's core count; the CPU limit lives in the cgroup (v2 `cpu.max`,
 v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us`). Running more threads or processes than the quota allows gets the
-step throttled, so torch threads (training) and parser processes (ETL) follow the quota.
+step throttled, so torch threads (training) and parser threads (ETL) follow the quota.
 """
 
 from __future__ import annotations

@@ -13,13 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from spotify_jobs.etl.parse import (
-    FileUnreadable,
-    ParsedFile,
-    QuarantineRow,
-    parse_export_file,
-    unreadable_row,
-)
 from spotify_jobs.etl.schema import landing_prefix
 
 if TYPE_CHECKING:
@@ -35,11 +28,6 @@ class NoLandingData(ValueError):
 class Readable(Protocol):
     def read(self) -> bytes: ...
 
-    @property
-    def fork_safe(self) -> bool:
-        """Whether a forked helper process may read it (no network client shared with the parent)."""
-        ...
-
 
 @dataclass(frozen=True)
 class StoredFile:
@@ -51,12 +39,6 @@ class StoredFile:
     def read(self) -> bytes:
         return self.storage.read_bytes(self.key)
 
-    @property
-    def fork_safe(self) -> bool:
-        from spotify_jobs.storage.object_store import LocalObjectStore
-
-        return isinstance(self.storage.store, LocalObjectStore)
-
 
 @dataclass(frozen=True)
 class LocalFile:
@@ -64,10 +46,6 @@ class LocalFile:
 
     def read(self) -> bytes:
         return self.path.read_bytes()
-
-    @property
-    def fork_safe(self) -> bool:
-        return True
 
 
 @dataclass(frozen=True)
@@ -116,18 +94,3 @@ def directory_files(root: Path) -> tuple[list[InputFile], list[str]]:
 def peak_rss_bytes() -> int:
     """This process's peak resident set size so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def parse_input_file(file: InputFile, with_event_fields: bool) -> ParsedFile | QuarantineRow:
-    """Read and parse one file: its parsed records, or its file_unreadable quarantine row."""
-    try:
-        data = file.reader.read()
-    except ValueError as exc:  # a name tenant storage refuses to address (spaces, odd characters)
-        return unreadable_row(file.source_file, f"cannot be read: {exc}")
-    try:
-        parsed: ParsedFile | QuarantineRow = parse_export_file(
-            data, file.source_file, file.export_id, with_event_fields=with_event_fields
-        )
-    except FileUnreadable as exc:
-        parsed = unreadable_row(file.source_file, str(exc))
-    return parsed

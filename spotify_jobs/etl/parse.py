@@ -1,4 +1,4 @@
-"""One export file in, columns and quarantine rows out: the per-record rules of the ETL (no Dagster).
+"""Export files in, columns and quarantine rows out: the per-record rules of the ETL (no Dagster).
 
 The rules, applied to every element of a file that is one readable JSON array (issue 2, section 7):
 
@@ -17,32 +17,33 @@ The rules, applied to every element of a file that is one readable JSON array (i
      `audiobook_uri` count when they are non-empty strings).
 * Content type: `music` for a track URI, else `podcast` for an episode URI, else `audiobook`.
 * Any other field of an unexpected type becomes null; `skipped` is true only for JSON `true`.
-* An array element that is not an object is a record without fields.
+* An array element that is not an object is a record without fields. An absent field and a null one are alike.
 
 Personal fields (`username`, `ip_addr*`, `user_agent_decrypted`) are never decoded except `username`, which only
 becomes a listener key. Quarantine rows carry a redacted record: the fields the rules read, without `username`.
-Speed: one msgspec decode per file of only the fields needed (typed where a wrong type is no quarantine
-reason; a file where such a field has another type is decoded again untyped), each record then one tuple
-(`astuple`, in C); column-wise checks (numpy on Arrow's buffers, Arrow compute); listening_events' further
-fields go to Arrow in one conversion of the kept rows. Only values of an unexpected type take a per-value
-Python path.
+
+How: the C reader (`_export_reader.read_exports`) reads a batch of files straight into typed columns (per
+field, each record's JSON kind, its integer and its string as Arrow buffers), and the rules run column-wise over
+the whole batch (numpy on Arrow's buffers, Arrow compute). A file the reader declines (anything unusual: see its
+header) is decoded by msgspec and turned into the same columns value by value, so one set of rules serves both.
+Quarantined records are decoded once more, alone, for their detail and redacted record.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import cache
-from operator import itemgetter
+from functools import cache, partial
 from typing import Any
 
 import msgspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from msgspec.structs import astuple
+
+from spotify_jobs.etl._export_reader import read_exports
 
 REASONS = ("missing_listener", "bad_ts", "bad_ms_played", "bad_track_uri", "no_content")
 FILE_UNREADABLE = "file_unreadable"
@@ -74,27 +75,31 @@ TEXT_FIELDS = {
 }
 FLAG_FIELDS = ("shuffle", "offline", "incognito_mode")
 EVENT_FIELDS = (*TEXT_FIELDS, *FLAG_FIELDS)
-_BOOL_FIELDS = ("skipped", *FLAG_FIELDS)
-# The event fields of a typed decode, as Arrow converts them in one go.
-_EVENT_STRUCT = pa.struct(
-    [(name, pa.bool_() if name in _BOOL_FIELDS else pa.string()) for name in EVENT_FIELDS]
-)
-EVENT_COLUMNS = (*TEXT_FIELDS.values(), *FLAG_FIELDS)  # listening_events' names of EVENT_FIELDS
-_EVENT_PART = itemgetter(slice(0, len(EVENT_FIELDS)))  # of a record as a tuple
 REDACTED_FIELDS = tuple(f for f in KEY_FIELDS if f != "username")
 
+# The JSON kind of a field's value in a record, as the C reader numbers them.
+ABSENT, NULL, FALSE, TRUE, INT, BIGINT, FLOAT, STRING, ARRAY, OBJECT = range(10)
+
 TRACK_URI_PATTERN = r"^spotify:track:[0-9A-Za-z]{22}$"
-_TS_FAST = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"  # Spotify's own form, checked without Python
 _TS_ISO = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})?")
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _TS_MIN = np.iinfo(np.int64).min // 1000 + 1  # microseconds that still fit in int64 nanoseconds
 _TS_MAX = np.iinfo(np.int64).max // 1000
-_INT64_MAX = 2**63 - 1
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 
 
 class FileUnreadable(ValueError):
     """A file that is not one readable JSON array; it is quarantined whole."""
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    """One input file's bytes and where it lies under the landing date folder."""
+
+    source_file: str  # <export-id>/<name> or <name>
+    export_id: str | None  # the export folder, None for a file directly in the date folder
+    data: bytes
 
 
 @dataclass
@@ -107,17 +112,18 @@ class QuarantineRow:
 
 
 @dataclass
-class ParsedFile:
-    """One file's records: quarantined ones as rows, clean ones as columns (aligned, clean rows only)."""
+class ParsedBatch:
+    """The records of a batch of files, in file and array order: quarantined ones (and unreadable files) as
+    rows, clean ones as columns (aligned, clean rows only)."""
 
-    source_file: str
-    records: int
+    records: int  # elements of the readable files' arrays
+    unreadable: int  # files quarantined whole
     quarantine: list[QuarantineRow]
-    listener_keys: list[str]  # distinct listener keys of the file
+    listener_keys: list[str]  # distinct listener keys of the batch
     listener_idx: np.ndarray  # int32, into listener_keys
     ts_ns: np.ndarray  # int64 epoch nanoseconds, UTC
     content_type: np.ndarray  # int8: MUSIC | PODCAST | AUDIOBOOK
-    content_uris: list[str]  # distinct content URIs of the file's clean rows
+    content_uris: list[str]  # distinct content URIs of the clean rows
     content_idx: np.ndarray  # int32, into content_uris
     ms_played: np.ndarray  # int64
     skipped: np.ndarray  # bool
@@ -128,51 +134,127 @@ class ParsedFile:
         return len(self.ts_ns)
 
 
-# Fields whose wrong types are quarantine reasons: decoded as any JSON value. The others are decoded typed
-# first (strings / booleans or null), which is faster; a file where one has another type is decoded again
-# untyped and the odd values become null.
-_ANY_FIELDS = frozenset({"ts", "username", "ms_played"})
+def fields_read(with_event_fields: bool) -> tuple[str, ...]:
+    return (*KEY_FIELDS, *EVENT_FIELDS) if with_event_fields else KEY_FIELDS
+
+
+# --- typed columns ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Columns:
+    """Per field, aligned per record: the value's kind, its integer (where INT), its string (null elsewhere)."""
+
+    kinds: dict[str, np.ndarray]
+    ints: dict[str, np.ndarray]
+    strings: dict[str, pa.StringArray]
+
+    def slice(self, start: int, stop: int) -> _Columns:
+        return _Columns(
+            {f: a[start:stop] for f, a in self.kinds.items()},
+            {f: a[start:stop] for f, a in self.ints.items()},
+            {f: a.slice(start, stop - start) for f, a in self.strings.items()},
+        )
+
+    @staticmethod
+    def concat(parts: list[_Columns]) -> _Columns:
+        if len(parts) == 1:
+            return parts[0]
+        return _Columns(
+            {f: np.concatenate([p.kinds[f] for p in parts]) for f in parts[0].kinds},
+            {f: np.concatenate([p.ints[f] for p in parts]) for f in parts[0].ints},
+            {f: pa.concat_arrays([p.strings[f] for p in parts]) for f in parts[0].strings},
+        )
+
+
+def _reader_columns(raw: tuple, fields: Sequence[str], n: int) -> _Columns:
+    """The C reader's buffers as columns (no copy)."""
+    kinds, ints, strings = {}, {}, {}
+    for name, (kind_bytes, int_bytes, offsets, chars) in zip(fields, raw, strict=True):
+        kind = kinds[name] = np.frombuffer(kind_bytes, np.uint8)
+        integers = np.frombuffer(int_bytes, np.int64)
+        ints[name] = integers if len(integers) else np.zeros(n, np.int64)
+        is_string = kind == STRING
+        validity = None if is_string.all() else pa.py_buffer(np.packbits(is_string, bitorder="little"))
+        strings[name] = pa.Array.from_buffers(
+            pa.string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(chars)]
+        )
+    return _Columns(kinds, ints, strings)
+
+
+def _kind(value: object) -> int:
+    if value is None:
+        return NULL
+    kind = type(value)
+    if kind is bool:
+        return TRUE if value else FALSE
+    if kind is int:
+        return INT if _INT64_MIN <= value <= _INT64_MAX else BIGINT
+    return {float: FLOAT, str: STRING, list: ARRAY}.get(kind, OBJECT)
+
+
+def _value_columns(records: list, fields: Sequence[str]) -> _Columns:
+    """Decoded records as columns, value by value (the slow way, for the files the C reader declines)."""
+    kinds, ints, strings = {}, {}, {}
+    for name in fields:
+        values = [getattr(r, name) for r in records]
+        kind = kinds[name] = np.fromiter(map(_kind, values), np.uint8, len(values))
+        ints[name] = np.array(
+            [v if k == INT else 0 for v, k in zip(values, kind.tolist(), strict=True)], np.int64
+        )
+        strings[name] = pa.array([v if type(v) is str else None for v in values], pa.string())
+    return _Columns(kinds, ints, strings)
+
+
+# --- decoding the slow way, and single records ---------------------------------------------------------------
 
 
 @cache
-def _decoder(with_event_fields: bool, typed: bool = False) -> msgspec.json.Decoder:
-    names = (EVENT_FIELDS if with_event_fields else ()) + KEY_FIELDS  # the order of `astuple`
-
-    def kind(name: str) -> Any:
-        if not typed or name in _ANY_FIELDS:
-            return Any
-        return bool | None if name in _BOOL_FIELDS else str | None
-
-    record = msgspec.defstruct("ExportRecord", [(n, kind(n), None) for n in names], gc=False)
-    return msgspec.json.Decoder(list[record])
+def _record_type(with_event_fields: bool) -> type:
+    return msgspec.defstruct(
+        "ExportRecord", [(n, Any, None) for n in fields_read(with_event_fields)], gc=False
+    )
 
 
 @cache
-def _fallback_decoder() -> msgspec.json.Decoder:
+def _decoder(with_event_fields: bool) -> msgspec.json.Decoder:
+    return msgspec.json.Decoder(list[_record_type(with_event_fields)])
+
+
+@cache
+def _any_decoder() -> msgspec.json.Decoder:
     return msgspec.json.Decoder()
 
 
-def decode_records(data: bytes, with_event_fields: bool) -> tuple[list, bool]:
-    """(the file's records as structs of the needed fields, whether the typed decoder read them);
+def decode_records(data: bytes, with_event_fields: bool) -> list:
+    """The file's records as structs of the fields read (any JSON value each; None when absent);
     FileUnreadable unless the file is one JSON array."""
-    for typed in (True, False):
-        try:
-            return _decoder(with_event_fields, typed).decode(data), typed
-        except msgspec.ValidationError:
-            pass  # a field of another type, valid JSON of another shape, or an array holding non-objects
-        except msgspec.DecodeError as exc:
-            raise FileUnreadable(f"not readable JSON: {exc}") from None
     try:
-        items = _fallback_decoder().decode(data)
-    except msgspec.DecodeError as exc:
+        return _decoder(with_event_fields).decode(data)
+    except msgspec.ValidationError:
+        pass  # valid JSON of another shape, or an array holding non-objects
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec raises the latter for invalid UTF-8
+        raise FileUnreadable(f"not readable JSON: {exc}") from None
+    try:
+        items = _any_decoder().decode(data)
+    except (
+        msgspec.DecodeError,
+        UnicodeDecodeError,
+    ) as exc:  # malformed after an element that is not an object
         raise FileUnreadable(f"not readable JSON: {exc}") from None
     if not isinstance(items, list):
         raise FileUnreadable(f"top-level JSON value is {_json_type(items)}, not an array")
-    record_type = _decoder(with_event_fields).type.__args__[0]
-    records = [
-        msgspec.convert(item, record_type) if isinstance(item, dict) else record_type() for item in items
-    ]
-    return records, False
+    record_type = _record_type(with_event_fields)
+    return [msgspec.convert(item, record_type) if isinstance(item, dict) else record_type() for item in items]
+
+
+def _record_at(data: bytes, starts: np.ndarray, ends: np.ndarray, index: int) -> Any:
+    """One record of a file the C reader read, decoded alone from its byte span."""
+    record_type = _record_type(False)
+    try:
+        return msgspec.json.decode(data[starts[index] : ends[index]], type=record_type)
+    except msgspec.ValidationError:  # not an object: a record without fields
+        return record_type()
 
 
 def _json_type(value: object) -> str:
@@ -183,38 +265,18 @@ def _json_type(value: object) -> str:
     )
 
 
-_NONE = type(None)
-
-
-def _objects(values: Sequence) -> np.ndarray:
-    return np.fromiter(values, object, len(values))
-
-
-def _strings(values: Sequence) -> tuple[pa.StringArray, np.ndarray | None]:
-    """Arrow strings of `values`; non-strings become null and are flagged (None when there are none)."""
-    try:
-        return pa.array(values, type=pa.string()), None
-    except (pa.ArrowTypeError, pa.ArrowInvalid):
-        kinds = np.fromiter(map(type, values), object, len(values))
-        is_str = kinds == str  # noqa: E721 - element-wise over an array of types
-        objects = _objects(values)
-        objects[~is_str] = None
-        return pa.array(objects, type=pa.string()), ~is_str & (kinds != _NONE)
-
-
-def _flags(values: Sequence) -> pa.BooleanArray:
-    """Arrow booleans of `values`; non-booleans become null."""
-    try:
-        return pa.array(values, type=pa.bool_())
-    except (pa.ArrowTypeError, pa.ArrowInvalid):
-        objects = _objects(values)
-        objects[np.fromiter(map(type, values), object, len(values)) != bool] = None  # noqa: E721
-        return pa.array(objects, type=pa.bool_())
+# --- the rules, column-wise ------------------------------------------------------------------------------------
 
 
 def _mask(array: pa.Array) -> np.ndarray:
     """A boolean Arrow array as numpy, null as False."""
     return np.asarray(array.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _lengths(array: pa.StringArray) -> np.ndarray:
+    """Byte length of each string (0 for null)."""
+    offsets = np.frombuffer(array.buffers()[1], np.int32, len(array) + 1, array.offset * 4)
+    return np.diff(offsets)
 
 
 def _days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -237,14 +299,19 @@ def _track_uris_valid(array: pa.StringArray) -> np.ndarray:
     """Per string: is it TRACK_URI_PATTERN, i.e. 36 bytes, the prefix and 22 base-62 characters (from the bytes)."""
     n = len(array)
     offsets = np.frombuffer(array.buffers()[1], np.int32, n + 1, array.offset * 4)
-    valid = (np.diff(offsets) == _TRACK_WIDTH) & _mask(array.is_valid())
-    if valid.any():
-        chars = np.frombuffer(array.buffers()[2], np.uint8)[
-            offsets[:-1][valid, None] + np.arange(_TRACK_WIDTH)
-        ]
-        valid[valid] = (chars[:, : len(_TRACK_PREFIX)] == _TRACK_PREFIX).all(axis=1) & _BASE62[
-            chars[:, len(_TRACK_PREFIX) :]
-        ].all(axis=1)
+    lengths = np.diff(offsets)
+    valid = (lengths == _TRACK_WIDTH) & _mask(array.is_valid())
+    if not valid.any():
+        return valid
+    data = np.frombuffer(array.buffers()[2], np.uint8)
+    if not lengths[~valid].any():  # nothing else holds characters: the candidates lie back to back
+        start = int(offsets[0])
+        chars = data[start : start + _TRACK_WIDTH * int(valid.sum())].reshape(-1, _TRACK_WIDTH)
+    else:
+        chars = data[offsets[:-1][valid, None] + np.arange(_TRACK_WIDTH)]
+    valid[valid] = (chars[:, : len(_TRACK_PREFIX)] == _TRACK_PREFIX).all(axis=1) & _BASE62[
+        chars[:, len(_TRACK_PREFIX) :]
+    ].all(axis=1)
     return valid
 
 
@@ -292,68 +359,32 @@ def parse_iso_ts(value: str) -> int | None:
     return micros * 1000 if _TS_MIN <= micros <= _TS_MAX else None
 
 
-def _timestamps(values: Sequence) -> tuple[np.ndarray, np.ndarray]:
+def _timestamps(strings: pa.StringArray) -> tuple[np.ndarray, np.ndarray]:
     """(valid, epoch ns) per record: Spotify's fixed form from the bytes, anything else through parse_iso_ts."""
-    strings, _wrong_type = _strings(values)
-    n = len(values)
-    offsets = np.frombuffer(strings.buffers()[1], np.int32, n + 1, strings.offset * 4)
-    fixed = (np.diff(offsets) == _TS_WIDTH) & _mask(strings.is_valid())
+    n = len(strings)
+    is_string = _mask(strings.is_valid())
+    fixed = (_lengths(strings) == _TS_WIDTH) & is_string
     if fixed.all():
         valid, ts_ns = _fixed_ts_ns(strings)
     else:
         valid, ts_ns = np.zeros(n, bool), np.zeros(n, np.int64)
         valid[fixed], ts_ns[fixed] = _fixed_ts_ns(strings.filter(pa.array(fixed)))
-    for row in np.flatnonzero(~valid & _mask(strings.is_valid())).tolist():
-        parsed = parse_iso_ts(values[row])
+    others = np.flatnonzero(~valid & is_string)
+    for row, text in zip(others.tolist(), strings.take(pa.array(others)).to_pylist(), strict=True):
+        parsed = parse_iso_ts(text)
         if parsed is not None:
             valid[row], ts_ns[row] = True, parsed
     return valid, ts_ns
 
 
-def _ms_played(values: Sequence) -> tuple[np.ndarray, np.ndarray]:
-    """(valid, ms) per record."""
-    is_int = np.ones(len(values), bool)
-    if set(map(type, values)) != {int}:
-        objects = _objects(values)
-        is_int = np.fromiter(map(type, values), object, len(values)) == int  # noqa: E721
-        objects[~is_int] = -1
-        values = objects
-    try:
-        ms = np.array(values, dtype=np.int64)
-    except OverflowError:  # integers beyond int64 are out of range
-        ms = np.array([v if -_INT64_MAX <= v <= _INT64_MAX else -1 for v in values], dtype=np.int64)
-    return is_int & (ms >= 0), ms
-
-
-def _listeners(values: Sequence, export_id: str | None) -> tuple[list[str], np.ndarray]:
-    """(distinct keys, per-record index into them; -1 where the listener is missing)."""
-    keys: list[str] = []
-    codes: dict[object, int] = {}
-    try:
-        distinct = set(values)
-    except TypeError:  # unhashable usernames (arrays, objects) are wrong types: stand in 0, also not a string
-        values = [v if v is None or type(v) is str else 0 for v in values]
-        distinct = set(values)
-    for value in distinct:
-        if type(value) is str and value:
-            key = value
-        elif (value is None or value == "") and export_id:
-            key = export_id
-        else:
-            codes[value] = -1
-            continue
-        if key not in keys:
-            keys.append(key)
-        codes[value] = keys.index(key)
-    if len(codes) == 1:  # one listener in the file, as usual
-        return keys, np.full(len(values), next(iter(codes.values())), np.int32)
-    return keys, np.fromiter(map(codes.__getitem__, values), np.int32, len(values))
-
-
-def _present_uri(values: Sequence) -> pa.StringArray:
+def _present_uri(strings: pa.StringArray) -> pa.StringArray:
     """Episode / audiobook URIs that count: non-empty strings; everything else null."""
-    strings, _wrong = _strings(values)
-    return pc.if_else(pc.greater(pc.utf8_length(strings), 0), strings, None)
+    return pc.if_else(pa.array(_lengths(strings) > 0), strings, None)
+
+
+def _flags(kinds: np.ndarray) -> pa.BooleanArray:
+    """JSON booleans as Arrow booleans; other kinds null."""
+    return pa.array(kinds == TRUE, mask=(kinds != TRUE) & (kinds != FALSE))
 
 
 def _detail(reason: int, record: Any) -> str:
@@ -387,31 +418,83 @@ def _redacted(record: Any) -> str:
         return msgspec.json.encode({k: repr(v) for k, v in payload.items()}).decode()
 
 
-def parse_export_file(
-    data: bytes, source_file: str, export_id: str | None, *, with_event_fields: bool = True
-) -> ParsedFile:
-    """Apply the rules to one file's bytes. Raises FileUnreadable when it is not one JSON array.
+def _listeners(columns: _Columns, export_ids: pa.Array) -> tuple[list[str], np.ndarray]:
+    """(distinct listener keys, per-record index into them; -1 where the listener is missing). `export_ids`:
+    the export folder of each record's file (null for a file in no folder)."""
+    kinds, names = columns.kinds["username"], columns.strings["username"]
+    named = (kinds == STRING) & (_lengths(names) > 0)
+    unnamed = (kinds <= NULL) | (kinds == STRING) & ~named
+    keys = pc.if_else(pa.array(named), names, pc.if_else(pa.array(unnamed), export_ids, None))
+    encoded = pc.dictionary_encode(keys)
+    index = np.asarray(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False), np.int32)
+    return encoded.dictionary.to_pylist(), index
 
-    `source_file` is the file's path under the landing date folder, `export_id` its export folder (None for a
-    file directly in the date folder). Without `with_event_fields` only the fields the rules and
-    daily_track_stats need are decoded and `event_columns` stays empty (the same counts, faster).
+
+@dataclass
+class _FileParts:
+    """A batch's files as the rules see them: columns of the readable files' records, in order."""
+
+    columns: list[_Columns] = field(default_factory=list)
+    records: list[int] = field(default_factory=list)  # per file; 0 for an unreadable one
+    record_of: list[Callable[[int], Any] | None] = field(default_factory=list)  # per file: index -> record
+    unreadable: list[tuple[int, QuarantineRow]] = field(default_factory=list)  # (file position, row)
+
+
+def _split(files: Sequence[ExportFile], fields: Sequence[str]) -> _FileParts:
+    """Read the files: most by the C reader in one call, the ones it declines decoded the slow way."""
+    per_file, starts, ends, raw = read_exports([f.data for f in files], fields)
+    per_file = np.frombuffer(per_file, np.int64).tolist()
+    starts, ends = np.frombuffer(starts, np.int64), np.frombuffer(ends, np.int64)
+    fast = _reader_columns(raw, fields, len(starts))
+    parts, at, run_start = _FileParts(), 0, 0
+    for position, (file, count) in enumerate(zip(files, per_file, strict=True)):
+        if count >= 0:
+            spans = (starts[at : at + count], ends[at : at + count])
+            parts.record_of.append(partial(_record_at, file.data, *spans))
+            parts.records.append(count)
+            at += count
+            continue
+        if at > run_start:
+            parts.columns.append(fast.slice(run_start, at))
+        run_start = at
+        try:
+            records = decode_records(file.data, with_event_fields=len(fields) > len(KEY_FIELDS))
+        except FileUnreadable as exc:
+            parts.unreadable.append((position, unreadable_row(file.source_file, str(exc))))
+            parts.records.append(0)
+            parts.record_of.append(None)
+            continue
+        parts.columns.append(_value_columns(records, fields))
+        parts.records.append(len(records))
+        parts.record_of.append(records.__getitem__)
+    if at > run_start:
+        parts.columns.append(fast.slice(run_start, at) if run_start else fast)
+    return parts
+
+
+def parse_files(files: Sequence[ExportFile], *, with_event_fields: bool = True) -> ParsedBatch:
+    """Apply the rules to a batch of files (in order). A file that is not one JSON array becomes one
+    `file_unreadable` quarantine row (record_index -1); the other files still load.
+
+    Without `with_event_fields` only the fields the rules and daily_track_stats need are read and
+    `event_columns` stays empty (the same counts, faster).
     """
-    records, typed = decode_records(data, with_event_fields)
-    n = len(records)
-    # Each record as a tuple, then one list of values per key field (both maps run in C).
-    rows = list(map(astuple, records))
-    first_key = len(EVENT_FIELDS) if with_event_fields else 0
-    columns = {name: list(map(itemgetter(first_key + i), rows)) for i, name in enumerate(KEY_FIELDS)}
-    listener_keys, listener_idx = _listeners(columns["username"], export_id)
-    ts_ok, ts_ns = _timestamps(columns["ts"])
-    ms_ok, ms = _ms_played(columns["ms_played"])
-    tracks, track_wrong = _strings(columns["spotify_track_uri"])
+    fields = fields_read(with_event_fields)
+    parts = _split(files, fields)
+    counts = np.array(parts.records, np.int64)
+    n = int(counts.sum())
+    file_of = np.repeat(np.arange(len(files)), counts)
+    columns = _Columns.concat(parts.columns) if parts.columns else _value_columns([], fields)
+    export_ids = pa.array([f.export_id for f in files], pa.string()).take(pa.array(file_of))
+    listener_keys, listener_idx = _listeners(columns, export_ids)
+    ts_ok, ts_ns = _timestamps(columns.strings["ts"])
+    ms = columns.ints["ms_played"]
+    ms_ok = (columns.kinds["ms_played"] == INT) & (ms >= 0)
+    tracks = columns.strings["spotify_track_uri"]
     track_ok = _track_uris_valid(tracks)
-    track_present = (
-        _mask(tracks.is_valid()) if track_wrong is None else _mask(tracks.is_valid()) | track_wrong
-    )
-    episodes = _present_uri(columns["spotify_episode_uri"])
-    books = _present_uri(columns["audiobook_uri"])
+    track_present = columns.kinds["spotify_track_uri"] > NULL
+    episodes = _present_uri(columns.strings["spotify_episode_uri"])
+    books = _present_uri(columns.strings["audiobook_uri"])
     has_episode, has_book = _mask(episodes.is_valid()), _mask(books.is_valid())
 
     reason = np.full(n, CLEAN, np.int8)
@@ -424,35 +507,28 @@ def parse_export_file(
     )
     for code in reversed(range(len(REASONS))):  # the first reason that applies is written last
         reason[failures[code]] = code
-    bad = np.flatnonzero(reason != CLEAN)
-    quarantine = [
-        QuarantineRow(REASONS[r], source_file, i, _detail(r, records[i]), _redacted(records[i]))
-        for i, r in zip(bad.tolist(), reason[bad].tolist(), strict=True)
-    ]
+    quarantine = _quarantine_rows(files, parts, counts, reason)
 
     keep = reason == CLEAN
-    everything = len(bad) == 0
+    everything = len(quarantine) == len(parts.unreadable)
     content_type = np.where(track_ok, MUSIC, np.where(has_episode, PODCAST, AUDIOBOOK)).astype(np.int8)
-    track_uris = pc.if_else(pa.array(track_ok), tracks, None)
-    content = pc.coalesce(track_uris, episodes, books)
+    content = pc.coalesce(pc.if_else(pa.array(track_ok), tracks, None), episodes, books)
+    event_columns = {}
+    if with_event_fields:
+        event_columns = {column: columns.strings[name] for name, column in TEXT_FIELDS.items()}
+        event_columns.update({name: _flags(columns.kinds[name]) for name in FLAG_FIELDS})
+    skipped = columns.kinds["skipped"] == TRUE
     if not everything:
-        content = content.filter(pa.array(keep))
-    encoded = (
-        pc.dictionary_encode(content)
-        if len(content)
-        else pa.array([], pa.dictionary(pa.int32(), pa.string()))
-    )
-    skipped = _mask(_flags(columns["skipped"]))
-
-    event_columns = _event_columns(rows, keep, typed) if with_event_fields else {}
-    if not everything:
+        kept = pa.array(keep)
+        content = content.filter(kept)
+        event_columns = {name: array.filter(kept) for name, array in event_columns.items()}
         listener_idx, ts_ns, content_type, ms, skipped = (
             a[keep] for a in (listener_idx, ts_ns, content_type, ms, skipped)
         )
-
-    return ParsedFile(
-        source_file=source_file,
+    encoded = pc.dictionary_encode(content)
+    return ParsedBatch(
         records=n,
+        unreadable=len(parts.unreadable),
         quarantine=quarantine,
         listener_keys=listener_keys,
         listener_idx=listener_idx,
@@ -460,21 +536,29 @@ def parse_export_file(
         content_type=content_type,
         content_uris=encoded.dictionary.to_pylist(),
         content_idx=np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int32),
-        ms_played=ms,
+        ms_played=np.ascontiguousarray(ms),
         skipped=skipped,
         event_columns=event_columns,
     )
 
 
-def _event_columns(rows: list[tuple], keep: np.ndarray, typed: bool) -> dict[str, pa.Array]:
-    """listening_events' further columns of the rows (event fields first) kept."""
-    kept = rows if keep.all() else [rows[i] for i in np.flatnonzero(keep).tolist()]
-    if typed:  # the event fields of a typed decode are strings / booleans or null: one conversion
-        values = pa.array(list(map(_EVENT_PART, kept)), _EVENT_STRUCT).flatten()
-    else:
-        values = [_strings(list(map(itemgetter(i), kept)))[0] for i in range(len(TEXT_FIELDS))]
-        values += [_flags(list(map(itemgetter(i), kept))) for i in range(len(TEXT_FIELDS), len(EVENT_FIELDS))]
-    return dict(zip(EVENT_COLUMNS, values, strict=True))
+def _quarantine_rows(
+    files: Sequence[ExportFile], parts: _FileParts, counts: np.ndarray, reason: np.ndarray
+) -> list[QuarantineRow]:
+    """Rows of the quarantined records and unreadable files, in file and array order."""
+    first_record = np.concatenate([[0], np.cumsum(counts)])
+    bad = np.flatnonzero(reason != CLEAN)
+    file_positions = np.searchsorted(first_record, bad, "right") - 1
+    rows = list(parts.unreadable)
+    for row, position, code in zip(bad.tolist(), file_positions.tolist(), reason[bad].tolist(), strict=True):
+        index = row - int(first_record[position])
+        record = parts.record_of[position](index)
+        rows.append(
+            (position, QuarantineRow(REASONS[code], files[position].source_file, index, _detail(code, record),
+                                     _redacted(record)))
+        )  # fmt: skip
+    rows.sort(key=lambda item: (item[0], item[1].record_index))
+    return [row for _, row in rows]
 
 
 def unreadable_row(source_file: str, detail: str) -> QuarantineRow:

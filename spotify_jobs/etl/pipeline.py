@@ -1,12 +1,12 @@
 """The ETL of one tenant's landing date, without Dagster: files in, three Parquet outputs and counts out.
 
-Each input file goes through `parse.parse_export_file`, loses the records equal to an earlier one of the same
-file and becomes a listening_events batch (pseudonyms included). With more than one usable CPU and enough
-input on local disk, helper processes forked from this one prepare files too (`forked.OrderedMap`: no
-re-import, the inputs inherited, not pickled). In file order, one merge then drops the records
-equal to one of an earlier file, gathers the per-play arrays of the daily statistics and hands listening_events
-row groups to a writer thread (Parquet encoding and compression release the GIL). Memory stays bounded by a
-few files' records per process plus about 60 bytes per clean record (duplicate-check keys, per-play arrays).
+Files go in batches of about `BATCH_BYTES` to `parse.parse_files` (the C reader, then the rules column-wise),
+on one thread per usable CPU (reading, parsing and most of the column work release the GIL); each batch then
+loses the records equal to an earlier one of the same batch and becomes listening_events rows (pseudonyms
+included). In batch order, one merge drops the records equal to one of an earlier batch, gathers the per-play
+arrays of the daily statistics and hands listening_events row groups to a writer thread (Parquet encoding and
+compression release the GIL too). Memory stays bounded by a few batches in flight plus about 70 bytes per clean
+record (duplicate-check keys, per-play arrays).
 
 Rules beyond the ones in parse.py:
 * Input files: `Streaming_History_Audio_*.json` anywhere under the landing date folder, read in path order;
@@ -27,10 +27,9 @@ import itertools
 import os
 import tempfile
 import time
-from collections import Counter
-from collections.abc import Iterable
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import closing
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -42,9 +41,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from spotify_jobs.cpu_limits import available_cpus, cgroup_cpu_limit, cpu_threads
-from spotify_jobs.etl.files import InputFile, NoLandingData, directory_files, parse_input_file, peak_rss_bytes
-from spotify_jobs.etl.forked import OrderedMap
-from spotify_jobs.etl.parse import CONTENT_TYPES, MUSIC, ParsedFile, QuarantineRow
+from spotify_jobs.etl.files import InputFile, NoLandingData, directory_files, peak_rss_bytes
+from spotify_jobs.etl.parse import (
+    CONTENT_TYPES,
+    MUSIC,
+    ExportFile,
+    ParsedBatch,
+    QuarantineRow,
+    parse_files,
+    unreadable_row,
+)
 from spotify_jobs.etl.schema import (
     ETL_OUTPUTS,
     LISTENING_EVENT_COLUMNS,
@@ -60,8 +66,10 @@ if TYPE_CHECKING:
 
 _ROW_GROUP_ROWS = 64_000
 _PREVIEW_ROWS = 10
-# Below this much input, forking parser processes costs more than it saves.
-PARALLEL_MIN_BYTES = 32 * 2**20
+# Input per batch: large enough that per-batch costs (a few dozen numpy and Arrow calls) vanish, small enough
+# that a few batches in flight stay a small share of a step's memory.
+BATCH_BYTES = 16 * 2**20
+BATCH_FILES = 2048
 
 
 def tenant_key(pseudonym_secret: str, tenant_id: str) -> bytes:
@@ -146,8 +154,7 @@ class EtlResult:
     outputs: dict[str, OutputInfo] = field(default_factory=dict)
     seconds: float = 0.0
     previews: dict[str, pa.Table] = field(default_factory=dict)  # a few rows of each output
-    processes: int = 1  # parser processes, this one included
-    helper_peak_rss: int = 0  # bytes: the sum of the forked helper processes' own peaks
+    threads: int = 1  # parser threads
 
     @property
     def conserved(self) -> bool:
@@ -172,14 +179,18 @@ class EtlResult:
 
 class _Numbering:
     """Distinct values with int32 codes in order of first appearance; codes are not dense (a number offered
-    to a value already known is skipped), so that numbering a file's values is one `dict.setdefault` each, in C."""
+    to a value already known is skipped), so that numbering a batch's values is one `dict.setdefault` each, in
+    C. Every value first numbered after `next_code` was read has a code >= it."""
 
     def __init__(self) -> None:
         self.codes: dict[str, int] = {}
-        self._numbers = itertools.count()
+        self.next_code = 0
 
     def codes_of(self, values: list[str]) -> np.ndarray:
-        return np.fromiter(map(self.codes.setdefault, values, self._numbers), np.int32, len(values))
+        numbers = itertools.count(self.next_code)
+        codes = np.fromiter(map(self.codes.setdefault, values, numbers), np.int32, len(values))
+        self.next_code += len(values)
+        return codes
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -196,80 +207,89 @@ _HASH_MULTIPLIERS = tuple(np.uint64(m) for m in (0x9E3779B97F4A7C15, 0xC2B2AE3D2
 
 
 def _key_hashes(keys: np.ndarray) -> np.ndarray:
-    """64-bit hashes of int64 key rows (content, ts, ms)."""
+    """64-bit hashes of int64 key rows (listener and content, ts, ms)."""
     k1, k2, k3 = _HASH_MULTIPLIERS
     words = keys.view(np.uint64)
     h = words[:, 0] * k1 ^ words[:, 1] * k2 ^ words[:, 2] * k3
     return (h ^ (h >> np.uint64(31))) * k1
 
 
+_RUN_KEYS = 2**18  # runs this long merge no more: a merge's memory stays small beside a step's
+
+
 class _SeenKeys:
-    """An exact set of duplicate-check keys (listener code, content code, ts, ms_played). Per listener: the keys'
-    64-bit hashes, sorted, and the keys (content, ts, ms) beside them to confirm a match, about 32 bytes a key.
-    A file's keys are one listener's or a few, so each batch is a few sorted searches and inserts."""
+    """An exact set of duplicate-check keys (listener code, content code, ts, ms_played), 32 bytes a key: runs of
+    the keys' 64-bit hashes, each run sorted, with the keys beside them to confirm a match (listener and content
+    in one word). Each batch adds a run; runs merge like a binary counter, so a lookup searches a few runs and
+    each key is merged a few times (runs of _RUN_KEYS merge no further, which bounds a merge's temporary
+    memory). Only the keys of listeners seen in an earlier batch are looked up."""
 
     def __init__(self) -> None:
-        self.by_listener: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.runs: list[tuple[np.ndarray, np.ndarray]] = []
 
     def first_seen(
-        self, listener: np.ndarray, content: np.ndarray, ts: np.ndarray, ms: np.ndarray
+        self,
+        listener: np.ndarray,
+        content: np.ndarray,
+        ts: np.ndarray,
+        ms: np.ndarray,
+        returning: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Insert a batch of keys; True where no earlier key (of an earlier batch or earlier in this one) was equal."""
-        new = np.zeros(len(listener), bool)
-        codes = np.unique(listener)
-        for code in codes.tolist():
-            rows = np.flatnonzero(listener == code) if len(codes) > 1 else np.arange(len(listener))
-            keys = np.stack([content[rows].astype(np.int64), ts[rows], ms[rows]], axis=1)
-            new[rows] = self._insert(code, keys)
-        return new
-
-    def _insert(self, code: int, keys: np.ndarray) -> np.ndarray:
+        """Insert a batch of keys; True where no earlier key (of an earlier batch or earlier in this one) was
+        equal. `returning`: where an earlier batch may hold an equal key (default: everywhere)."""
+        who = listener.astype(np.int64) << 32 | content.astype(np.int64)
+        keys = np.stack([who, ts, ms], axis=1)
         hashes = _key_hashes(keys)
         order = np.argsort(hashes, kind="stable")
         hashes, keys = hashes[order], keys[order]
-        known_hashes, known_keys = self.by_listener.get(
-            code, (np.zeros(0, np.uint64), np.zeros((0, 3), np.int64))
-        )
-        at = np.searchsorted(known_hashes, hashes)
-        found = at < len(known_hashes)
-        found[found] = known_hashes[at[found]] == hashes[found]
+        # Keys whose hash another key of the batch shares: compare them in full.
+        unsure = np.zeros(len(keys), bool)
+        unsure[1:] = hashes[1:] == hashes[:-1]
+        unsure[:-1] |= unsure[1:]
         seen = np.zeros(len(keys), bool)
-        seen[found] = (known_keys[at[found]] == keys[found]).all(axis=1)
-        # Keys whose hash another key of the batch shares, or a known key that differs: compare them in full.
-        shared = np.zeros(len(keys), bool)
-        shared[1:] = hashes[1:] == hashes[:-1]
-        shared[:-1] |= shared[1:]
-        unsure = shared | (found & ~seen)
+        look = np.arange(len(keys)) if returning is None else np.flatnonzero(returning[order])
+        for run_hashes, run_keys in self.runs if len(look) else ():
+            at = np.searchsorted(run_hashes, hashes[look])
+            found = at < len(run_hashes)
+            found[found] = run_hashes[at[found]] == hashes[look[found]]
+            equal = np.zeros(len(look), bool)
+            equal[found] = (run_keys[at[found]] == keys[look[found]]).all(axis=1)
+            seen[look[equal]] = True
+            unsure[look[found & ~equal]] = True  # the same hash, another key: maybe a second key shares it
         if unsure.any():
-            seen[unsure] = self._exact(keys[unsure], hashes[unsure], known_hashes, known_keys)
+            seen[unsure] = self._exact(keys[unsure], hashes[unsure])
         fresh = ~seen
-        self.by_listener[code] = (
-            np.insert(known_hashes, at[fresh], hashes[fresh]),
-            np.insert(known_keys, at[fresh], keys[fresh], axis=0),
-        )
+        self._add_run(hashes[fresh], keys[fresh])
         new = np.empty(len(keys), bool)
         new[order] = fresh
         return new
 
-    @staticmethod
-    def _exact(
-        keys: np.ndarray, hashes: np.ndarray, known_hashes: np.ndarray, known_keys: np.ndarray
-    ) -> np.ndarray:
+    def _add_run(self, hashes: np.ndarray, keys: np.ndarray) -> None:
+        self.runs.append((hashes, keys))
+        while len(self.runs) > 1 and len(self.runs[-2][0]) <= min(2 * len(self.runs[-1][0]), _RUN_KEYS):
+            (h1, k1), (h2, k2) = self.runs.pop(-2), self.runs.pop()
+            hashes, keys = np.concatenate([h1, h2]), np.concatenate([k1, k2])
+            order = np.argsort(hashes, kind="stable")  # two sorted runs: a linear merge
+            self.runs.append((hashes[order], keys[order]))
+
+    def _exact(self, keys: np.ndarray, hashes: np.ndarray) -> np.ndarray:
         """Which keys (sorted by hash, in batch order among equal hashes) equal a known key or an earlier one."""
-        first = np.searchsorted(known_hashes, hashes, "left").tolist()
-        last = np.searchsorted(known_hashes, hashes, "right").tolist()
         groups: dict[int, set[tuple]] = {}
         seen = np.zeros(len(keys), bool)
         for i, (h, key) in enumerate(zip(hashes.tolist(), map(tuple, keys.tolist()), strict=True)):
             group = groups.get(h)
             if group is None:
-                group = groups[h] = set(map(tuple, known_keys[first[i] : last[i]].tolist()))
+                group = groups[h] = set()
+                for run_hashes, run_keys in self.runs:
+                    first = int(np.searchsorted(run_hashes, np.uint64(h), "left"))
+                    last = int(np.searchsorted(run_hashes, np.uint64(h), "right"))
+                    group.update(map(tuple, run_keys[first:last].tolist()))
             seen[i] = key in group
             group.add(key)
         return seen
 
     def release(self) -> None:
-        self.by_listener = {}
+        self.runs = []
 
 
 class _RowGroupWriter:
@@ -286,7 +306,7 @@ class _RowGroupWriter:
         self.writing = self.thread.submit(self._write, table)
 
     def _write(self, table: pa.Table) -> None:
-        self.writer.write_table(table.cast(_EVENTS_SCHEMA), row_group_size=_ROW_GROUP_ROWS)
+        self.writer.write_table(table, row_group_size=_ROW_GROUP_ROWS)
 
     def _wait(self) -> None:
         if self.writing is not None:
@@ -317,22 +337,21 @@ class _Merger:
         self.records_in = self.clean = self.duplicates = self.unreadable = 0
         self.preview: pa.Table | None = None
 
-    def add_unreadable(self, row: QuarantineRow) -> None:
-        self.records_in += 1
-        self.unreadable += 1
-        self.quarantine.append(row)
-
-    def add(self, parsed: ParsedFile, events: pa.RecordBatch | None, repeats: int) -> None:
-        """`repeats`: records of the file already dropped as equal to an earlier one of the same file."""
-        self.records_in += parsed.records
+    def add(self, parsed: ParsedBatch, events: pa.RecordBatch | None, repeats: int) -> None:
+        """`repeats`: records of the batch already dropped as equal to an earlier one of the same batch. An
+        unreadable file counts as one record in (and one quarantine row)."""
+        self.records_in += parsed.records + parsed.unreadable
+        self.unreadable += parsed.unreadable
         self.quarantine.extend(parsed.quarantine)
         self.duplicates += repeats
         if not parsed.clean:
             return
+        known_listeners = self.listeners.next_code
         listener = self.listeners.codes_of(parsed.listener_keys)[parsed.listener_idx]
         content = self.contents.codes_of(parsed.content_uris)[parsed.content_idx]
+        returning = listener < known_listeners  # listeners of an earlier batch: their keys are looked up
 
-        duplicate = ~self.seen.first_seen(listener, content, parsed.ts_ns, parsed.ms_played)
+        duplicate = ~self.seen.first_seen(listener, content, parsed.ts_ns, parsed.ms_played, returning)
         n_duplicates = int(duplicate.sum())
         self.duplicates += n_duplicates
         self.clean += parsed.clean - n_duplicates
@@ -356,8 +375,8 @@ class _Merger:
             self._add_events(events)
 
     def _add_events(self, batch: pa.RecordBatch) -> None:
-        if self.preview is None:
-            self.preview = pa.Table.from_batches([batch.slice(0, _PREVIEW_ROWS)]).cast(_EVENTS_SCHEMA)
+        if self.preview is None:  # a copy: a slice would keep the whole batch
+            self.preview = pa.Table.from_batches([batch]).take(np.arange(min(_PREVIEW_ROWS, batch.num_rows)))
         self.pending.append(batch)
         self.pending_rows += batch.num_rows
         if self.pending_rows >= _ROW_GROUP_ROWS:
@@ -394,49 +413,38 @@ class _Merger:
         return daily_track_stats(day, track, listener, ms, skipped, self.contents.by_code())
 
 
-# --- parsing, in this process or in forked helpers ------------------------------------------------------------
+# --- batches, parsed on threads -----------------------------------------------------------------------------
 
 _EVENTS_SCHEMA = arrow_schema(LISTENING_EVENT_COLUMNS)
-# The columns a file repeats a few values in travel dictionary-encoded, by the file's own dictionary (less to
-# send from a helper process); the writer decodes them.
-_FILE_DICTIONARY_COLUMNS = ("listener_id", "event_date", "content_type", "content_uri", "track_uri")
-_BATCH_SCHEMA = pa.schema(
-    [
-        pa.field(f.name, pa.dictionary(pa.int32(), f.type)) if f.name in _FILE_DICTIONARY_COLUMNS else f
-        for f in _EVENTS_SCHEMA
-    ]
-)
 _CONTENT_TYPE_NAMES = pa.array(CONTENT_TYPES, pa.string())
 
 
-def _event_batch(parsed: ParsedFile, key: bytes) -> pa.RecordBatch:
-    """listening_events rows of a file's clean records (with `_BATCH_SCHEMA`)."""
+def _event_batch(parsed: ParsedBatch, key: bytes) -> pa.RecordBatch:
+    """listening_events rows of a batch's clean records."""
     ids = pa.array([listener_id(key, k) for k in parsed.listener_keys], pa.string())
-    uris = pa.array(parsed.content_uris, pa.string())
-    days, day_index = np.unique(event_days(parsed.ts_ns), return_inverse=True)
-    encoded = pa.DictionaryArray.from_arrays
+    content_uri = pa.array(parsed.content_uris, pa.string()).take(pa.array(parsed.content_idx))
     columns = {
-        "listener_id": encoded(parsed.listener_idx, ids),
+        "listener_id": ids.take(pa.array(parsed.listener_idx)),
         "ts": pa.array(parsed.ts_ns).view(_EVENTS_SCHEMA.field("ts").type),
-        "event_date": encoded(day_index.astype(np.int32), day_strings(days)),
-        "content_type": encoded(parsed.content_type.astype(np.int32), _CONTENT_TYPE_NAMES),
-        "content_uri": encoded(parsed.content_idx, uris),
-        "track_uri": encoded(parsed.content_idx, uris, mask=parsed.content_type != MUSIC),
+        "event_date": day_strings(event_days(parsed.ts_ns)),
+        "content_type": _CONTENT_TYPE_NAMES.take(pa.array(parsed.content_type)),
+        "content_uri": content_uri,
+        "track_uri": pc.if_else(pa.array(parsed.content_type == MUSIC), content_uri, None),
         "ms_played": pa.array(parsed.ms_played),
         "skipped": pa.array(parsed.skipped),
         **parsed.event_columns,
     }
-    return pa.RecordBatch.from_arrays([columns[name] for name in _BATCH_SCHEMA.names], schema=_BATCH_SCHEMA)
+    return pa.RecordBatch.from_arrays([columns[name] for name in _EVENTS_SCHEMA.names], schema=_EVENTS_SCHEMA)
 
 
-# (parsed file or its unreadable row, listening_events batch, records dropped as repeats within the file)
-Prepared = tuple[ParsedFile | QuarantineRow, pa.RecordBatch | None, int]
+# (parsed batch, its listening_events rows, records dropped as repeats within the batch)
+Prepared = tuple[ParsedBatch, pa.RecordBatch | None, int]
 
 
-def _drop_repeats(parsed: ParsedFile) -> int:
-    """Drop the clean records equal to an earlier one of the same file (the merge finds those equal to one of an
-    earlier file); returns how many. Most duplicates are repeats within a file, and dropping them here keeps
-    that work off the merge."""
+def _drop_repeats(parsed: ParsedBatch) -> int:
+    """Drop the clean records equal to an earlier one of the same batch (the merge finds those equal to one of
+    an earlier batch); returns how many. Most duplicates are repeats within a file, and dropping them here, on
+    a parser thread, keeps that work off the merge."""
     keep = _SeenKeys().first_seen(parsed.listener_idx, parsed.content_idx, parsed.ts_ns, parsed.ms_played)
     repeats = parsed.clean - int(keep.sum())
     if repeats:
@@ -447,29 +455,54 @@ def _drop_repeats(parsed: ParsedFile) -> int:
     return repeats
 
 
-def _prepare(file: InputFile, key: bytes, with_events: bool) -> Prepared:
-    """A file parsed, without repeats, with its listening_events batch when those are wanted."""
-    parsed = parse_input_file(file, with_events)
-    if isinstance(parsed, QuarantineRow) or not parsed.clean:
-        return parsed, None, 0
-    repeats = _drop_repeats(parsed)
-    if not with_events:
-        return parsed, None, repeats
-    events = _event_batch(parsed, key)
-    parsed.event_columns = {}  # in the batch now; not sent twice
+def _read(file: InputFile) -> ExportFile | QuarantineRow:
+    try:
+        return ExportFile(file.source_file, file.export_id, file.reader.read())
+    except ValueError as exc:  # a name tenant storage refuses to address (spaces, odd characters)
+        return unreadable_row(file.source_file, f"cannot be read: {exc}")
+
+
+def _prepare(batch: list[InputFile], key: bytes, with_events: bool) -> Prepared:
+    """A batch read and parsed, without repeats, with its listening_events rows when those are wanted."""
+    read = [_read(file) for file in batch]
+    parsed = parse_files([f for f in read if isinstance(f, ExportFile)], with_event_fields=with_events)
+    failed = [row for row in read if isinstance(row, QuarantineRow)]
+    if failed:  # in file (path) order among the batch's other rows
+        parsed.unreadable += len(failed)
+        parsed.quarantine = sorted(parsed.quarantine + failed, key=lambda r: (r.source_file, r.record_index))
+    repeats = _drop_repeats(parsed) if parsed.clean else 0
+    events = _event_batch(parsed, key) if with_events else None
+    parsed.event_columns = {}  # in `events` now
     return parsed, events, repeats
 
 
-def etl_processes(files: list[InputFile]) -> int:
-    """Parser processes for `files`, this one included: one per usable CPU (affinity and cgroup quota); just
-    this one for small inputs, and for files a forked process cannot read safely (an S3 client must not be
-    shared across a fork)."""
-    cpus = cpu_threads(cgroup_cpu_limit(), available_cpus())
-    if cpus < 2 or len(files) < 2 or sum(f.size for f in files) < PARALLEL_MIN_BYTES:
-        return 1
-    if not all(f.reader.fork_safe for f in files):
-        return 1
-    return min(cpus, len(files))
+def batches(files: list[InputFile]) -> list[list[InputFile]]:
+    """Consecutive files, about BATCH_BYTES (as listed) or BATCH_FILES a batch."""
+    result: list[list[InputFile]] = [[]]
+    size = 0
+    for file in files:
+        if result[-1] and (size >= BATCH_BYTES or len(result[-1]) >= BATCH_FILES):
+            result.append([])
+            size = 0
+        result[-1].append(file)
+        size += file.size
+    return result
+
+
+def etl_threads() -> int:
+    """Parser threads: one per usable CPU (affinity and the cgroup CPU quota)."""
+    return cpu_threads(cgroup_cpu_limit(), available_cpus())
+
+
+def _in_order(pool: ThreadPoolExecutor, function, items: list, ahead: int) -> Iterator:
+    """`function(item)` for each item on `pool`, yielded in order, at most `ahead` in flight."""
+    pending: deque[Future] = deque()
+    for item in items:
+        pending.append(pool.submit(function, item))
+        if len(pending) >= ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def _parquet_options(schema: pa.Schema) -> dict[str, object]:
@@ -497,13 +530,13 @@ def run_etl(
     *,
     outputs: Iterable[str] = ETL_OUTPUTS,
     ignored_files: Iterable[str] = (),
-    processes: int | None = None,
+    threads: int | None = None,
 ) -> EtlResult:
     """Run the ETL over `files` (in path order) and write the selected outputs to `sink`.
 
     `key` is the tenant key (see `tenant_key`). Without listening_events among `outputs` only the fields
-    the rules and the statistics need are decoded; every count is the same either way. `processes`: parser
-    processes, this one included (default: `etl_processes(files)`); the outputs are the same for any number.
+    the rules and the statistics need are decoded; every count is the same either way. `threads`: parser
+    threads (default: `etl_threads()`); the outputs are the same for any number.
     """
     selected = set(outputs)
     unknown = selected - set(ETL_OUTPUTS)
@@ -516,26 +549,20 @@ def run_etl(
     events_stream = sink.open("listening_events") if with_events else None
     writer = _RowGroupWriter(events_stream) if events_stream is not None else None
     merger = _Merger(writer)
-    prepared = OrderedMap(
-        partial(_prepare, key=key, with_events=with_events),
-        files,
-        etl_processes(files) if processes is None else processes,
-    )
+    threads = max(1, etl_threads() if threads is None else threads)
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="etl-parse")
     try:
-        with closing(iter(prepared)) as items:  # on an error, the helpers stop now, not with the traceback
-            for parsed, events, repeats in items:
-                if isinstance(parsed, QuarantineRow):
-                    merger.add_unreadable(parsed)
-                else:
-                    merger.add(parsed, events, repeats)
+        prepare = partial(_prepare, key=key, with_events=with_events)
+        for parsed, events, repeats in _in_order(pool, prepare, batches(files), ahead=threads):
+            merger.add(parsed, events, repeats)
         merger.flush_events()
     finally:
+        pool.shutdown(cancel_futures=True)  # on an error, the batches not started yet never start
         if writer is not None:
             writer.close()
 
     merger.seen.release()  # the duplicate check's memory is not needed for the outputs below
-    result = EtlResult(files=len(files), ignored_files=list(ignored_files), processes=prepared.processes)
-    result.helper_peak_rss = sum(prepared.helper_peaks.values())
+    result = EtlResult(files=len(files), ignored_files=list(ignored_files), threads=threads)
     if events_stream is not None:
         size = events_stream.tell()
         result.outputs["listening_events"] = OutputInfo(
@@ -592,7 +619,6 @@ def run_directory(
         "outputs": {name: info.uri for name, info in result.outputs.items()},
         "seconds": round(result.seconds, 3),
         "records_per_s": round(result.records_in / result.seconds) if result.seconds else None,
-        "processes": result.processes,
-        # This process's peak plus each helper's: an upper bound (pages shared since the fork count twice).
-        "peak_rss_mb": round((peak_rss_bytes() + result.helper_peak_rss) / 2**20, 1),
+        "threads": result.threads,
+        "peak_rss_mb": round(peak_rss_bytes() / 2**20, 1),
     }

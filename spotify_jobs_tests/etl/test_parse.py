@@ -1,4 +1,7 @@
-"""The per-record rules of the ETL: every quarantine reason in order, field variants and order, content types."""
+"""The per-record rules of the ETL: every quarantine reason in order, field variants and order, content types.
+
+Every test runs twice: through the C reader, and with the reader declining every file so that msgspec decodes
+them (the path for files the reader does not take); both must give the same results."""
 
 from __future__ import annotations
 
@@ -8,12 +11,13 @@ import json
 import numpy as np
 import pytest
 
+from spotify_jobs.etl import parse
 from spotify_jobs.etl.parse import (
     AUDIOBOOK,
     MUSIC,
     PODCAST,
-    FileUnreadable,
-    parse_export_file,
+    ExportFile,
+    parse_files,
     parse_iso_ts,
 )
 
@@ -21,13 +25,26 @@ from .conftest import AUDIOBOOK as AUDIOBOOK_URI
 from .conftest import EPISODE, TRACK, export_bytes, record
 
 
+def decline_every_file(files, fields):
+    """What the C reader returns when it takes none of the files."""
+    empty_column = (b"", b"", np.zeros(1, np.int32).tobytes(), b"")
+    return np.full(len(files), -1, np.int64).tobytes(), b"", b"", tuple(empty_column for _ in fields)
+
+
+@pytest.fixture(autouse=True, params=["c_reader", "msgspec"])
+def reader(request, monkeypatch):
+    if request.param == "msgspec":
+        monkeypatch.setattr(parse, "read_exports", decline_every_file)
+    return request.param
+
+
+def _file(data: bytes, export_id: str | None = "export-1") -> ExportFile:
+    name = "Streaming_History_Audio_2026_0.json"
+    return ExportFile(f"{export_id}/{name}" if export_id else name, export_id, data)
+
+
 def _parse(records: list, export_id: str | None = "export-1", with_event_fields: bool = True):
-    source = (
-        f"{export_id}/Streaming_History_Audio_2026_0.json"
-        if export_id
-        else "Streaming_History_Audio_2026_0.json"
-    )
-    return parse_export_file(export_bytes(records), source, export_id, with_event_fields=with_event_fields)
+    return parse_files([_file(export_bytes(records), export_id)], with_event_fields=with_event_fields)
 
 
 def _reason(rec: object, export_id: str | None = "export-1") -> str | None:
@@ -227,12 +244,26 @@ def test_non_object_elements_are_records_without_fields():
     ],
 )
 def test_unreadable_files(data):
-    with pytest.raises(FileUnreadable):
-        parse_export_file(data, "export-1/Streaming_History_Audio_2026_0.json", "export-1")
+    parsed = parse_files([_file(data)])
+    assert (parsed.records, parsed.unreadable, parsed.clean) == (0, 1, 0)
+    [row] = parsed.quarantine
+    assert (row.reason, row.record_index, row.redacted_record) == ("file_unreadable", -1, "null")
+
+
+def test_an_unreadable_file_leaves_the_others_of_its_batch():
+    good = export_bytes([record(), record(ts="bad")])
+    parsed = parse_files([_file(good), _file(b"[1,"), _file(good, "export-2")])
+    assert (parsed.records, parsed.unreadable, parsed.clean) == (4, 1, 2)
+    assert [(r.reason, r.source_file.split("/")[0], r.record_index) for r in parsed.quarantine] == [
+        ("bad_ts", "export-1", 1),
+        ("file_unreadable", "export-1", -1),
+        ("bad_ts", "export-2", 1),
+    ]
+    assert [parsed.listener_keys[i] for i in parsed.listener_idx] == ["alice", "alice"]
 
 
 def test_empty_array_is_readable():
-    parsed = parse_export_file(b"[]", "export-1/Streaming_History_Audio_2026_0.json", "export-1")
+    parsed = parse_files([_file(b"[]")])
     assert (parsed.records, parsed.clean, parsed.quarantine) == (0, 0, [])
 
 

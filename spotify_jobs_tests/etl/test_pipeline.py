@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import importlib.util
 import json
-import multiprocessing
+import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -270,40 +270,48 @@ def test_daily_track_stats_function_matches_a_pandas_groupby():
 
 
 @pytest.mark.parametrize("outputs", [ETL_OUTPUTS, ("quarantined_events", "daily_track_stats")])
-def test_parser_processes_give_the_same_outputs(tmp_path, outputs):
+def test_threads_and_batch_sizes_give_the_same_outputs(tmp_path, monkeypatch, outputs):
+    from spotify_jobs.etl import pipeline
+
     landing, report = generate_local(tmp_path / "data", records=4000, seed=15, max_file_bytes=150_000)
     files, _ = directory_files(landing)
     assert len(files) > 6
     runs = {}
-    for processes in (1, 3):
-        out = tmp_path / f"out-{processes}"
+    # One batch on one thread; then a batch per file on three threads, so that duplicates fall in other
+    # batches than their first record.
+    for threads, batch_bytes, expected_batches in ((1, pipeline.BATCH_BYTES, 1), (3, 1, len(files))):
+        monkeypatch.setattr(pipeline, "BATCH_BYTES", batch_bytes)
+        assert len(pipeline.batches(files)) == expected_batches
+        out = tmp_path / f"out-{threads}"
         result = run_etl(
-            files, tenant_key(SECRET, "t1"), DirectorySink(out), outputs=outputs, processes=processes
+            files, tenant_key(SECRET, "t1"), DirectorySink(out), outputs=outputs, threads=threads
         )
-        assert result.processes == processes
-        runs[processes] = (result.counts(), {name: _table(out, name) for name in outputs})
+        assert result.threads == threads
+        runs[threads] = (result.counts(), {name: _table(out, name) for name in outputs})
     assert runs[3][0] == runs[1][0]
     assert runs[1][0]["duplicates"] == report.duplicates
     for name in outputs:
         assert runs[3][1][name].equals(runs[1][1][name]), name
 
 
-def test_a_failure_in_a_parser_process_fails_the_run(tmp_path, monkeypatch):
+def test_a_failure_on_a_parser_thread_fails_the_run(tmp_path, monkeypatch):
     from spotify_jobs.etl import pipeline
 
     landing, _ = generate_local(tmp_path / "data", records=2000, seed=16, max_file_bytes=100_000)
     files, _ = directory_files(landing)
+    monkeypatch.setattr(pipeline, "BATCH_BYTES", 1)  # a batch per file
     prepare = pipeline._prepare
 
-    def failing(file, key, with_events):
-        if file.source_file == files[-2].source_file:
-            raise RuntimeError(f"cannot parse {file.source_file}")
-        return prepare(file, key, with_events)
+    def failing(batch, key, with_events):
+        if batch[0].source_file == files[-2].source_file:
+            raise RuntimeError(f"cannot parse {batch[0].source_file}")
+        return prepare(batch, key, with_events)
 
     monkeypatch.setattr(pipeline, "_prepare", failing)
     with pytest.raises(RuntimeError, match="cannot parse"):
-        run_etl(files, tenant_key(SECRET, "t1"), DirectorySink(tmp_path / "out"), processes=2)
-    assert multiprocessing.active_children() == []  # the helper process has been stopped and reaped
+        run_etl(files, tenant_key(SECRET, "t1"), DirectorySink(tmp_path / "out"), threads=2)
+    assert not [t for t in threading.enumerate() if t.name.startswith(("etl-parse", "etl-parquet"))]
+    assert not list((tmp_path / "out").glob("*.parquet"))  # nothing half-written is committed
 
 
 @pytest.mark.parametrize("weak_hash", [False, True])
@@ -327,26 +335,29 @@ def test_duplicate_check_matches_a_set(monkeypatch, weak_hash):
         assert seen.first_seen(listener, content, ts, ms).tolist() == first
 
 
-def test_parser_processes_follow_cpus_input_size_and_storage(monkeypatch, tmp_path):
+def test_parser_threads_follow_the_cpus_and_the_cgroup_quota(monkeypatch):
     from spotify_jobs.etl import pipeline
-    from spotify_jobs.etl.files import InputFile, LocalFile, StoredFile
-    from spotify_jobs.storage.object_store import LocalObjectStore, S3ObjectStore
-    from spotify_jobs.storage.tenant_storage import TenantStorage
 
     monkeypatch.setattr(pipeline, "available_cpus", lambda: 4)
     monkeypatch.setattr(pipeline, "cgroup_cpu_limit", lambda: None)
-    big = pipeline.PARALLEL_MIN_BYTES
-
-    def inputs(reader, count=3, size=big):
-        return [InputFile(f"e/Streaming_History_Audio_{i}.json", reader, size) for i in range(count)]
-
-    local = LocalFile(tmp_path / "x.json")
-    assert pipeline.etl_processes(inputs(local)) == 3  # one per file at most
-    assert pipeline.etl_processes(inputs(local, count=8)) == 4
-    assert pipeline.etl_processes(inputs(local, size=1000)) == 1  # too little input to pay for a fork
-    stored = StoredFile(TenantStorage(LocalObjectStore(tmp_path), "t1"), "k")
-    assert pipeline.etl_processes(inputs(stored)) == 3
-    s3 = StoredFile(TenantStorage(S3ObjectStore("bucket", client=object()), "t1"), "k")
-    assert pipeline.etl_processes(inputs(s3)) == 1  # an S3 client must not be shared across a fork
+    assert pipeline.etl_threads() == 4
     monkeypatch.setattr(pipeline, "cgroup_cpu_limit", lambda: 1.5)
-    assert pipeline.etl_processes(inputs(local)) == 1  # the container's CPU quota counts
+    assert pipeline.etl_threads() == 1  # the container's CPU quota counts
+
+
+def test_batches_follow_listed_sizes_and_keep_file_order(monkeypatch, tmp_path):
+    from spotify_jobs.etl import pipeline
+    from spotify_jobs.etl.files import InputFile, LocalFile
+
+    def inputs(sizes):
+        return [
+            InputFile(f"e{i}/Streaming_History_Audio_0.json", LocalFile(tmp_path / "x"), size)
+            for i, size in enumerate(sizes)
+        ]
+
+    monkeypatch.setattr(pipeline, "BATCH_BYTES", 100)
+    files = inputs([60, 60, 10, 200, 5])
+    assert [[f.size for f in batch] for batch in pipeline.batches(files)] == [[60, 60], [10, 200], [5]]
+    assert [f for batch in pipeline.batches(files) for f in batch] == files
+    monkeypatch.setattr(pipeline, "BATCH_FILES", 2)
+    assert [len(batch) for batch in pipeline.batches(inputs([0] * 5))] == [2, 2, 1]  # sizes unknown
