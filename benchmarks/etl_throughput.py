@@ -272,6 +272,7 @@ def main() -> None:
         "met": bool(
             result["throughput_etl_full_vs_duckdb_all_threads"] >= GOAL_RATIO
             and (ours["peak_pss_mb"] or 0) <= (duck["peak_pss_mb"] or 0)
+            and ours["peak_rss_mb"] <= duck["peak_rss_mb"]
         ),
     }
     print(json.dumps(result))

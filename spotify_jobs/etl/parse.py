@@ -289,32 +289,6 @@ def _days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
     return era * 146097 + doe - 719468
 
 
-_TRACK_PREFIX = np.frombuffer(b"spotify:track:", np.uint8)
-_TRACK_WIDTH = len(_TRACK_PREFIX) + 22
-_BASE62 = np.zeros(256, bool)
-_BASE62[np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", np.uint8)] = True
-
-
-def _track_uris_valid(array: pa.StringArray) -> np.ndarray:
-    """Per string: is it TRACK_URI_PATTERN, i.e. 36 bytes, the prefix and 22 base-62 characters (from the bytes)."""
-    n = len(array)
-    offsets = np.frombuffer(array.buffers()[1], np.int32, n + 1, array.offset * 4)
-    lengths = np.diff(offsets)
-    valid = (lengths == _TRACK_WIDTH) & _mask(array.is_valid())
-    if not valid.any():
-        return valid
-    data = np.frombuffer(array.buffers()[2], np.uint8)
-    if not lengths[~valid].any():  # nothing else holds characters: the candidates lie back to back
-        start = int(offsets[0])
-        chars = data[start : start + _TRACK_WIDTH * int(valid.sum())].reshape(-1, _TRACK_WIDTH)
-    else:
-        chars = data[offsets[:-1][valid, None] + np.arange(_TRACK_WIDTH)]
-    valid[valid] = (chars[:, : len(_TRACK_PREFIX)] == _TRACK_PREFIX).all(axis=1) & _BASE62[
-        chars[:, len(_TRACK_PREFIX) :]
-    ].all(axis=1)
-    return valid
-
-
 _TS_WIDTH = 20  # YYYY-MM-DDTHH:MM:SSZ
 _TS_DIGITS = np.array([0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18])
 _TS_SEPARATORS = np.array([4, 7, 10, 13, 16, 19])
@@ -424,7 +398,10 @@ def _listeners(columns: _Columns, export_ids: pa.Array) -> tuple[list[str], np.n
     kinds, names = columns.kinds["username"], columns.strings["username"]
     named = (kinds == STRING) & (_lengths(names) > 0)
     unnamed = (kinds <= NULL) | (kinds == STRING) & ~named
-    keys = pc.if_else(pa.array(named), names, pc.if_else(pa.array(unnamed), export_ids, None))
+    if named.all():  # as usual: no copy
+        keys = names
+    else:
+        keys = pc.if_else(pa.array(named), names, pc.if_else(pa.array(unnamed), export_ids, None))
     encoded = pc.dictionary_encode(keys)
     index = np.asarray(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False), np.int32)
     return encoded.dictionary.to_pylist(), index
@@ -491,7 +468,7 @@ def parse_files(files: Sequence[ExportFile], *, with_event_fields: bool = True) 
     ms = columns.ints["ms_played"]
     ms_ok = (columns.kinds["ms_played"] == INT) & (ms >= 0)
     tracks = columns.strings["spotify_track_uri"]
-    track_ok = _track_uris_valid(tracks)
+    track_ok = _mask(pc.match_substring_regex(tracks, TRACK_URI_PATTERN))
     track_present = columns.kinds["spotify_track_uri"] > NULL
     episodes = _present_uri(columns.strings["spotify_episode_uri"])
     books = _present_uri(columns.strings["audiobook_uri"])

@@ -49,6 +49,10 @@ def test_image_is_multi_stage_non_root_and_read_only_friendly(name):
         assert f"{variable}={SCRATCH_PATH}" in env
     assert "PYTHONDONTWRITEBYTECODE=1" in env
     assert "compileall" in " ".join(rest for word, rest in steps if word == "RUN")
+    # The build stage compiles the ETL's C reader; the runtime stage has no compiler.
+    build = steps[: len(steps) - len(runtime)]
+    assert "gcc" in " ".join(rest for word, rest in build if word == "RUN")
+    assert "gcc" not in " ".join(rest for word, rest in runtime)
     assert not [word for word, _ in steps if word == "ENTRYPOINT"]
     (cmd,) = [rest for word, rest in steps if word == "CMD"]
     assert cmd == '["' + '", "'.join(ENTRY) + '"]'
@@ -78,3 +82,4 @@ def test_build_context_sends_only_the_package():
     rules = [line for line in cpu.splitlines() if line and not line.startswith("#")]
     assert rules[0] == "*"
     assert {"!pyproject.toml", "!spotify_jobs/**"} <= set(rules)
+    assert "**/*.so" in rules  # the image compiles its own extension, never a copy built here
