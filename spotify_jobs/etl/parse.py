@@ -127,11 +127,21 @@ class ParsedBatch:
     content_idx: np.ndarray  # int32, into content_uris
     ms_played: np.ndarray  # int64
     skipped: np.ndarray  # bool
-    event_columns: dict[str, pa.Array] = field(default_factory=dict)  # listening_events text and flag columns
+    # listening_events' text and flag columns of every record of the readable files (not only the clean ones:
+    # one copy of the clean rows, after the duplicate check, instead of one per step), and where the clean rows are.
+    event_columns: dict[str, pa.Array] = field(default_factory=dict)
+    event_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def clean(self) -> int:
         return len(self.ts_ns)
+
+    def clean_event_columns(self) -> dict[str, pa.Array]:
+        """The event columns of the clean rows, aligned with the other columns."""
+        if not self.event_columns or len(self.event_rows) == self.records:
+            return self.event_columns
+        rows = pa.array(self.event_rows)
+        return {name: array.take(rows) for name, array in self.event_columns.items()}
 
 
 def fields_read(with_event_fields: bool) -> tuple[str, ...]:
@@ -304,13 +314,10 @@ def _fixed_ts_ns(array: pa.StringArray) -> tuple[np.ndarray, np.ndarray]:
     raw = np.frombuffer(array.buffers()[2], np.uint8, _TS_WIDTH * n, start).reshape(n, _TS_WIDTH)
     digits = raw[:, _TS_DIGITS] - np.uint8(48)  # non-digits wrap around to values above 9
     shape_ok = (digits <= 9).all(axis=1) & (raw[:, _TS_SEPARATORS] == _TS_SEPARATOR_BYTES).all(axis=1)
-    d = digits.astype(np.int64)
-    year = d[:, 0] * 1000 + d[:, 1] * 100 + d[:, 2] * 10 + d[:, 3]
-    month = d[:, 4] * 10 + d[:, 5]
-    day = d[:, 6] * 10 + d[:, 7]
-    hour = d[:, 8] * 10 + d[:, 9]
-    minute = d[:, 10] * 10 + d[:, 11]
-    second = d[:, 12] * 10 + d[:, 13]
+    # Two-digit numbers (wrong where a digit is not one, and then shape_ok is False), one row each.
+    pairs = (digits[:, 0::2] * np.uint8(10) + digits[:, 1::2]).T.astype(np.int64)
+    century, year_of_century, month, day, hour, minute, second = pairs
+    year = century * 100 + year_of_century
     leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
     month_days = _MONTH_DAYS[np.clip(month, 0, 12)] + ((month == 2) & leap)
     valid = shape_ok & (year >= 1678) & (year <= 2261) & (month >= 1) & (month <= 12) & (day >= 1)
@@ -351,9 +358,28 @@ def _timestamps(strings: pa.StringArray) -> tuple[np.ndarray, np.ndarray]:
     return valid, ts_ns
 
 
-def _present_uri(strings: pa.StringArray) -> pa.StringArray:
-    """Episode / audiobook URIs that count: non-empty strings; everything else null."""
-    return pc.if_else(pa.array(_lengths(strings) > 0), strings, None)
+def _present(columns: _Columns, name: str) -> np.ndarray:
+    """Where an episode / audiobook URI counts: a non-empty string."""
+    return (columns.kinds[name] == STRING) & (_lengths(columns.strings[name]) > 0)
+
+
+def _distinct(sources: list[tuple[pa.StringArray, np.ndarray]], n: int) -> tuple[list[str], np.ndarray]:
+    """(distinct strings, per row the index of its string or -1) where each source is (strings, the rows it
+    gives the string of), the sources' rows disjoint. A string two sources give gets one index."""
+    index = np.full(n, -1, np.int64)
+    pieces, start = [], 0
+    for strings, rows in sources:
+        encoded = pc.dictionary_encode(strings)
+        codes = np.asarray(encoded.indices.fill_null(0).to_numpy(zero_copy_only=False))
+        used = np.flatnonzero(np.bincount(codes[rows], minlength=len(encoded.dictionary)))
+        renumber = np.empty(len(encoded.dictionary), np.int64)
+        renumber[used] = np.arange(start, start + len(used))
+        index[rows] = renumber[codes[rows]]
+        pieces.append(encoded.dictionary.take(pa.array(used)))
+        start += len(used)
+    merged = pc.dictionary_encode(pa.concat_arrays(pieces))
+    final = np.append(np.asarray(merged.indices.to_numpy(zero_copy_only=False), np.int32), -1)
+    return merged.dictionary.to_pylist(), final[index]  # index -1: the -1 appended
 
 
 def _flags(kinds: np.ndarray) -> pa.BooleanArray:
@@ -470,9 +496,7 @@ def parse_files(files: Sequence[ExportFile], *, with_event_fields: bool = True) 
     tracks = columns.strings["spotify_track_uri"]
     track_ok = _mask(pc.match_substring_regex(tracks, TRACK_URI_PATTERN))
     track_present = columns.kinds["spotify_track_uri"] > NULL
-    episodes = _present_uri(columns.strings["spotify_episode_uri"])
-    books = _present_uri(columns.strings["audiobook_uri"])
-    has_episode, has_book = _mask(episodes.is_valid()), _mask(books.is_valid())
+    has_episode, has_book = _present(columns, "spotify_episode_uri"), _present(columns, "audiobook_uri")
 
     reason = np.full(n, CLEAN, np.int8)
     failures = (
@@ -489,20 +513,24 @@ def parse_files(files: Sequence[ExportFile], *, with_event_fields: bool = True) 
     keep = reason == CLEAN
     everything = len(quarantine) == len(parts.unreadable)
     content_type = np.where(track_ok, MUSIC, np.where(has_episode, PODCAST, AUDIOBOOK)).astype(np.int8)
-    content = pc.coalesce(pc.if_else(pa.array(track_ok), tracks, None), episodes, books)
+    podcast = ~track_ok & has_episode
+    content_uris, content_idx = _distinct(
+        [
+            (tracks, track_ok & keep),
+            (columns.strings["spotify_episode_uri"], podcast & keep),
+            (columns.strings["audiobook_uri"], ~track_ok & ~podcast & has_book & keep),
+        ],
+        n,
+    )
     event_columns = {}
     if with_event_fields:
         event_columns = {column: columns.strings[name] for name, column in TEXT_FIELDS.items()}
         event_columns.update({name: _flags(columns.kinds[name]) for name in FLAG_FIELDS})
     skipped = columns.kinds["skipped"] == TRUE
     if not everything:
-        kept = pa.array(keep)
-        content = content.filter(kept)
-        event_columns = {name: array.filter(kept) for name, array in event_columns.items()}
-        listener_idx, ts_ns, content_type, ms, skipped = (
-            a[keep] for a in (listener_idx, ts_ns, content_type, ms, skipped)
+        listener_idx, ts_ns, content_type, content_idx, ms, skipped = (
+            a[keep] for a in (listener_idx, ts_ns, content_type, content_idx, ms, skipped)
         )
-    encoded = pc.dictionary_encode(content)
     return ParsedBatch(
         records=n,
         unreadable=len(parts.unreadable),
@@ -511,11 +539,12 @@ def parse_files(files: Sequence[ExportFile], *, with_event_fields: bool = True) 
         listener_idx=listener_idx,
         ts_ns=ts_ns,
         content_type=content_type,
-        content_uris=encoded.dictionary.to_pylist(),
-        content_idx=np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int32),
+        content_uris=content_uris,
+        content_idx=content_idx,
         ms_played=np.ascontiguousarray(ms),
         skipped=skipped,
         event_columns=event_columns,
+        event_rows=np.flatnonzero(keep),
     )
 
 

@@ -435,7 +435,7 @@ def _event_batch(parsed: ParsedBatch, key: bytes) -> pa.RecordBatch:
         "track_uri": pc.if_else(pa.array(parsed.content_type == MUSIC), content_uri, None),
         "ms_played": pa.array(parsed.ms_played),
         "skipped": pa.array(parsed.skipped),
-        **parsed.event_columns,
+        **parsed.clean_event_columns(),
     }
     return pa.RecordBatch.from_arrays([columns[name] for name in _EVENTS_SCHEMA.names], schema=_EVENTS_SCHEMA)
 
@@ -453,8 +453,7 @@ def _drop_repeats(parsed: ParsedBatch) -> int:
     if repeats:
         for name in ("listener_idx", "ts_ns", "content_type", "content_idx", "ms_played", "skipped"):
             setattr(parsed, name, getattr(parsed, name)[keep])
-        mask = pa.array(keep)
-        parsed.event_columns = {name: array.filter(mask) for name, array in parsed.event_columns.items()}
+        parsed.event_rows = parsed.event_rows[keep]
     return repeats
 
 

@@ -210,7 +210,7 @@ def _rows(parsed) -> dict:
         "columns": [
             a.tolist() for a in (parsed.ts_ns, parsed.content_type, parsed.ms_played, parsed.skipped)
         ],
-        "events": {name: array.to_pylist() for name, array in parsed.event_columns.items()},
+        "events": {name: array.to_pylist() for name, array in parsed.clean_event_columns().items()},
     }
 
 

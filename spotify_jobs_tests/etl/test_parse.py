@@ -22,7 +22,7 @@ from spotify_jobs.etl.parse import (
 )
 
 from .conftest import AUDIOBOOK as AUDIOBOOK_URI
-from .conftest import EPISODE, TRACK, export_bytes, record
+from .conftest import EPISODE, TRACK, TRACK_2, export_bytes, record
 
 
 def decline_every_file(files, fields):
@@ -163,7 +163,7 @@ def test_content_types_and_uris():
     )
     assert parsed.content_type.tolist() == [MUSIC, PODCAST, AUDIOBOOK]
     assert [parsed.content_uris[i] for i in parsed.content_idx] == [TRACK, EPISODE, AUDIOBOOK_URI]
-    assert parsed.event_columns["show_name"].to_pylist() == [None, "Show", None]
+    assert parsed.clean_event_columns()["show_name"].to_pylist() == [None, "Show", None]
 
 
 def test_listener_keys_username_or_export_folder():
@@ -181,8 +181,8 @@ def test_field_order_does_not_matter():
     a, b = _parse([rec]), _parse([reordered])
     assert a.ts_ns.tolist() == b.ts_ns.tolist()
     assert a.skipped.tolist() == b.skipped.tolist() == [True]
-    assert {k: v.to_pylist() for k, v in a.event_columns.items()} == {
-        k: v.to_pylist() for k, v in b.event_columns.items()
+    assert {k: v.to_pylist() for k, v in a.clean_event_columns().items()} == {
+        k: v.to_pylist() for k, v in b.clean_event_columns().items()
     }
 
 
@@ -204,9 +204,9 @@ def test_legacy_variant_fields():
 def test_other_fields_of_the_wrong_type_become_null():
     parsed = _parse([record(platform=5, shuffle="yes", skipped="yes", conn_country=["SE"])])
     assert parsed.quarantine == []
-    assert parsed.event_columns["platform"].to_pylist() == [None]
-    assert parsed.event_columns["conn_country"].to_pylist() == [None]
-    assert parsed.event_columns["shuffle"].to_pylist() == [None]
+    assert parsed.clean_event_columns()["platform"].to_pylist() == [None]
+    assert parsed.clean_event_columns()["conn_country"].to_pylist() == [None]
+    assert parsed.clean_event_columns()["shuffle"].to_pylist() == [None]
     assert parsed.skipped.tolist() == [False]
 
 
@@ -295,3 +295,15 @@ def test_key_fields_only_give_the_same_rows():
 )
 def test_track_uris_are_exactly_the_pattern(uri, reason):
     assert _reason(record(spotify_track_uri=uri)) == reason
+
+
+def test_one_uri_given_as_a_track_and_as_an_episode_is_one_content():
+    parsed = _parse([record(), record(spotify_track_uri=None, spotify_episode_uri=TRACK), record(ts="bad")])
+    assert parsed.content_uris == [TRACK]
+    assert parsed.content_idx.tolist() == [0, 0]
+    assert parsed.content_type.tolist() == [MUSIC, PODCAST]
+
+
+def test_content_uris_are_those_of_clean_records_only():
+    parsed = _parse([record(spotify_track_uri=TRACK_2, ts="bad"), record()])
+    assert parsed.content_uris == [TRACK]
