@@ -270,6 +270,43 @@ static int literal(Cursor *c, const char *word, size_t n) {
     return 0;
 }
 
+/* At a list's opening bracket: 1 when an item follows, 0 for an empty list (now closed), -1 on an error. */
+static inline int first_item(Cursor *c, char close) {
+    c->p++;
+    skip_ws(c);
+    if (c->p >= c->end) return -1;
+    if (*c->p != close) return 1;
+    c->p++;
+    return 0;
+}
+
+/* After a list's item: 1 when a comma leads to another, 0 at the closing bracket (now passed), -1 on an error. */
+static inline int next_item(Cursor *c, char close) {
+    skip_ws(c);
+    if (c->p >= c->end) return -1;
+    if (*c->p == ',') {
+        c->p++;
+        skip_ws(c);
+        return 1;
+    }
+    if (*c->p != close) return -1;
+    c->p++;
+    return 0;
+}
+
+/* An object member's key and colon; *key / *length give the key's raw bytes, *escaped whether it held an escape. */
+static inline int read_key(Reader *r, Cursor *c, const unsigned char **key, size_t *length, int *escaped) {
+    if (c->p >= c->end || *c->p != '"') return -1;
+    *key = c->p + 1;
+    if (read_string(r, c, NULL, escaped)) return -1;
+    *length = c->p - 1 - *key;
+    skip_ws(c);
+    if (c->p >= c->end || *c->p != ':') return -1;
+    c->p++;
+    skip_ws(c);
+    return 0;
+}
+
 /* Any value at c->p, checked and passed over; its kind (and integer value) when wanted. Strings go to `out`. */
 static int read_value(Reader *r, Cursor *c, int depth, int *kind, int64_t *value, Buf *out) {
     int k;
@@ -292,61 +329,31 @@ static int read_value(Reader *r, Cursor *c, int depth, int *kind, int64_t *value
         if (literal(c, "null", 4)) return -1;
         k = KIND_NULL;
         break;
-    case '[':
+    case '[': {
         if (depth >= MAX_DEPTH) return -1;
-        c->p++;
-        skip_ws(c);
-        if (c->p < c->end && *c->p == ']') {
-            c->p++;
-        } else {
-            for (;;) {
-                int ignored_kind;
-                int64_t ignored;
-                skip_ws(c);
-                if (read_value(r, c, depth + 1, &ignored_kind, &ignored, NULL)) return -1;
-                skip_ws(c);
-                if (c->p >= c->end) return -1;
-                if (*c->p == ',') {
-                    c->p++;
-                    continue;
-                }
-                if (*c->p != ']') return -1;
-                c->p++;
-                break;
-            }
+        int more = first_item(c, ']');
+        for (int ignored_kind; more > 0; more = next_item(c, ']')) {
+            int64_t ignored;
+            if (read_value(r, c, depth + 1, &ignored_kind, &ignored, NULL)) return -1;
         }
+        if (more < 0) return -1;
         k = KIND_ARRAY;
         break;
-    case '{':
+    }
+    case '{': {
         if (depth >= MAX_DEPTH) return -1;
-        c->p++;
-        skip_ws(c);
-        if (c->p < c->end && *c->p == '}') {
-            c->p++;
-        } else {
-            for (;;) {
-                int ignored_kind;
-                int64_t ignored;
-                skip_ws(c);
-                if (c->p >= c->end || *c->p != '"' || read_string(r, c, NULL, NULL)) return -1;
-                skip_ws(c);
-                if (c->p >= c->end || *c->p != ':') return -1;
-                c->p++;
-                skip_ws(c);
-                if (read_value(r, c, depth + 1, &ignored_kind, &ignored, NULL)) return -1;
-                skip_ws(c);
-                if (c->p >= c->end) return -1;
-                if (*c->p == ',') {
-                    c->p++;
-                    continue;
-                }
-                if (*c->p != '}') return -1;
-                c->p++;
-                break;
-            }
+        int more = first_item(c, '}');
+        for (int ignored_kind; more > 0; more = next_item(c, '}')) {
+            const unsigned char *key;
+            size_t length;
+            int64_t ignored;
+            if (read_key(r, c, &key, &length, NULL) || read_value(r, c, depth + 1, &ignored_kind, &ignored, NULL))
+                return -1;
         }
+        if (more < 0) return -1;
         k = KIND_OBJECT;
         break;
+    }
     default:
         if (*c->p != '-' && (*c->p < '0' || *c->p > '9')) return -1;
         if (read_number(c, &k, &v)) return -1;
@@ -412,49 +419,31 @@ static int read_record(Reader *r, Cursor *c) {
         if (read_value(r, c, 1, &ignored_kind, &ignored, NULL)) return -1;
     } else {
         unsigned char seen[MAX_FIELDS] = {0};
-        c->p++;
-        skip_ws(c);
-        if (c->p < c->end && *c->p == '}') {
-            c->p++;
-        } else {
-            for (;;) {
-                skip_ws(c);
-                if (c->p >= c->end || *c->p != '"') return -1;
-                const unsigned char *key = c->p + 1;
-                int escaped = 0;
-                if (read_string(r, c, NULL, &escaped)) return -1;
-                size_t key_len = c->p - 1 - key;
-                if (escaped) return -1; /* an escaped key might name a field: read the slow way */
-                int f = field_of(r, key, key_len);
-                skip_ws(c);
-                if (c->p >= c->end || *c->p != ':') return -1;
-                c->p++;
-                skip_ws(c);
-                int kind;
-                int64_t value;
-                if (f < 0) {
-                    if (read_value(r, c, 2, &kind, &value, NULL)) return -1;
-                } else {
-                    if (seen[f]) return -1; /* a field given twice: read the slow way */
-                    seen[f] = 1;
-                    Column *col = &r->columns[f];
-                    if (read_value(r, c, 2, &kind, &value, &col->chars)) return -1;
-                    if (col->chars.len > INT32_MAX) return -1;
-                    ((uint8_t *)col->kinds.data)[index] = (uint8_t)kind;
-                    if (kind == KIND_INT && pad_ints(r, col, index + 1)) return -1;
-                    if (kind == KIND_INT) ((int64_t *)col->ints.data)[index] = value;
-                }
-                skip_ws(c);
-                if (c->p >= c->end) return -1;
-                if (*c->p == ',') {
-                    c->p++;
-                    continue;
-                }
-                if (*c->p != '}') return -1;
-                c->p++;
-                break;
+        int more = first_item(c, '}');
+        for (; more > 0; more = next_item(c, '}')) {
+            const unsigned char *key;
+            size_t length;
+            int escaped = 0, kind;
+            int64_t value;
+            if (read_key(r, c, &key, &length, &escaped)) return -1;
+            if (escaped) return -1; /* an escaped key might name a field: read the slow way */
+            int f = field_of(r, key, length);
+            if (f < 0) {
+                if (read_value(r, c, 2, &kind, &value, NULL)) return -1;
+                continue;
+            }
+            if (seen[f]) return -1; /* a field given twice: read the slow way */
+            seen[f] = 1;
+            Column *col = &r->columns[f];
+            if (read_value(r, c, 2, &kind, &value, &col->chars)) return -1;
+            if (col->chars.len > INT32_MAX) return -1;
+            ((uint8_t *)col->kinds.data)[index] = (uint8_t)kind;
+            if (kind == KIND_INT) {
+                if (pad_ints(r, col, index + 1)) return -1;
+                ((int64_t *)col->ints.data)[index] = value;
             }
         }
+        if (more < 0) return -1;
     }
     int64_t end = c->p - c->begin;
     if (put(r, &r->ends, &end, 8)) return -1;
@@ -477,25 +466,10 @@ static int64_t read_file(Reader *r, const unsigned char *data, size_t size) {
     Cursor c = {data, data + size, data};
     skip_ws(&c);
     if (c.p >= c.end || *c.p != '[') goto slow;
-    c.p++;
-    skip_ws(&c);
-    if (c.p < c.end && *c.p == ']') {
-        c.p++;
-    } else {
-        for (;;) {
-            skip_ws(&c);
-            if (c.p >= c.end || read_record(r, &c)) goto slow;
-            skip_ws(&c);
-            if (c.p >= c.end) goto slow;
-            if (*c.p == ',') {
-                c.p++;
-                continue;
-            }
-            if (*c.p != ']') goto slow;
-            c.p++;
-            break;
-        }
-    }
+    int more = first_item(&c, ']');
+    for (; more > 0; more = next_item(&c, ']'))
+        if (read_record(r, &c)) goto slow;
+    if (more < 0) goto slow;
     skip_ws(&c);
     if (c.p != c.end) goto slow;
     return r->records - records;
