@@ -28,7 +28,7 @@ help:
 install: $(INSTALLED)
 
 # torch first, pinned to the CPU build pip finds locally; the looser range in pyproject then installs nothing more.
-$(INSTALLED): pyproject.toml spotify_jobs/etl/_export_reader.c
+$(INSTALLED): pyproject.toml setup.py spotify_jobs/etl/_export_reader.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "torch==2.13.0"

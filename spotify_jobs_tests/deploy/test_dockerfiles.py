@@ -81,5 +81,5 @@ def test_build_context_sends_only_the_package():
     assert cpu == (DOCKER / "Dockerfile.gpu.dockerignore").read_text()
     rules = [line for line in cpu.splitlines() if line and not line.startswith("#")]
     assert rules[0] == "*"
-    assert {"!pyproject.toml", "!spotify_jobs/**"} <= set(rules)
+    assert {"!pyproject.toml", "!setup.py", "!spotify_jobs/**"} <= set(rules)
     assert "**/*.so" in rules  # the image compiles its own extension, never a copy built here
