@@ -5,7 +5,7 @@ on one thread per usable CPU (reading, parsing and most of the column work relea
 loses the records equal to an earlier one of the same batch and becomes listening_events rows (pseudonyms
 included). In batch order, one merge drops the records equal to one of an earlier batch, gathers the per-play
 arrays of the daily statistics and hands listening_events row groups to a writer thread (Parquet encoding and
-compression release the GIL too). Memory stays bounded by a few batches in flight plus about 70 bytes per clean
+compression release the GIL too). Memory stays bounded by a few batches in flight plus about 60 bytes per clean
 record (duplicate-check keys, per-play arrays).
 
 Rules beyond the ones in parse.py:

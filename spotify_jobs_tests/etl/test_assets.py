@@ -21,7 +21,7 @@ from spotify_jobs.tenancy.partitions import tenant_date_key
 
 from .conftest import DATE
 
-TENANT = "startup-042"  # small tier: one parser process
+TENANT = "startup-042"
 
 
 def _materialize(platform: PlatformResource, tenant: str = TENANT, selection=None) -> dg.ExecuteInJobResult:
@@ -110,6 +110,27 @@ def test_materialize_on_s3(s3_endpoint, s3_bucket, tmp_path):
     assert _metadata(result, "listening_events")["path"].startswith(
         f"s3://{s3_bucket}/data/tenants/{TENANT}/"
     )
+
+
+def test_parser_threads_read_s3_files_concurrently(s3_endpoint, s3_bucket, tmp_path, monkeypatch):
+    from spotify_jobs.etl import pipeline
+
+    settings = load_settings(
+        data_root=f"s3://{s3_bucket}/data", backup_root=str(tmp_path / "backups"), s3_endpoint_url=s3_endpoint
+    )
+    storage = PlatformResource.from_settings(settings).tenant_storage(TENANT)
+    generate_exports(storage, DATE, GenerationConfig(records=1500, seed=6, max_file_bytes=40_000))
+    files, _ = landing_files(storage, DATE)
+    key = tenant_key(settings.pseudonym_secret.get_secret_value(), TENANT)
+    runs = {}
+    for threads, batch_bytes in ((1, pipeline.BATCH_BYTES), (3, 1)):  # then one file a batch, three at once
+        monkeypatch.setattr(pipeline, "BATCH_BYTES", batch_bytes)
+        out = tmp_path / f"out-{threads}"
+        result = run_etl(files, key, pipeline.DirectorySink(out), threads=threads)
+        runs[threads] = (result.counts(), [pq.read_table(out / f"{name}.parquet") for name in ETL_OUTPUTS])
+    assert len(files) > 3
+    assert runs[3][0] == runs[1][0]
+    assert all(a.equals(b) for a, b in zip(runs[3][1], runs[1][1], strict=True))
 
 
 def test_subset_writes_only_the_selected_output(platform):
