@@ -8,7 +8,8 @@ record lies in its file. It releases the GIL while it reads.
 It reads a file only when it is sure to read it exactly as a standard JSON decoder would, and otherwise marks it
 "not read" (its records left out) so that the caller decodes it the slow way: anything that is not valid JSON
 (invalid UTF-8, control characters in strings, lone surrogates, bad numbers, trailing data), a top level that is
-not an array, a requested key written with escapes or given twice in one object, and nesting beyond MAX_DEPTH.
+not an array, a requested key written with escapes or given twice in one object, nesting beyond MAX_DEPTH, and
+numbers near or beyond the range a decoder takes (see read_number).
 An array element that is not an object is a record whose fields are all absent.
 */
 #define PY_SSIZE_T_CLEAN
@@ -24,6 +25,7 @@ enum {
 #define MAX_FIELDS 32
 #define MAX_DEPTH 64
 #define MAX_KEY 64
+#define MAX_INT_DIGITS 4000 /* Python's int() refuses more than 4300 */
 
 typedef struct {
     char *data;
@@ -219,7 +221,9 @@ static int read_string(Reader *r, Cursor *c, Buf *out, int *escaped) {
     }
 }
 
-/* A number at c->p: its kind, and its value when it is an integer within int64. */
+/* A number at c->p: its kind, and its value when it is an integer within int64. -1 (read the file the slow way)
+   also for numbers a decoder may refuse: a float that may exceed the largest double (decimal exponent 308 or
+   more, counted from above) and an integer of more than MAX_INT_DIGITS digits. */
 static int read_number(Cursor *c, int *kind, int64_t *value) {
     int negative = 0;
     if (*c->p == '-') {
@@ -228,15 +232,13 @@ static int read_number(Cursor *c, int *kind, int64_t *value) {
     }
     if (c->p >= c->end || *c->p < '0' || *c->p > '9') return -1;
     uint64_t magnitude = 0;
-    int overflow = 0;
+    int64_t digits = 0; /* of the integer part, 0 for "0" */
     if (*c->p == '0') {
         c->p++;
     } else {
-        while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
+        for (; c->p < c->end && *c->p >= '0' && *c->p <= '9'; c->p++, digits++) {
             unsigned d = *c->p - '0';
-            if (magnitude > (UINT64_MAX - d) / 10) overflow = 1;
-            else magnitude = magnitude * 10 + d;
-            c->p++;
+            magnitude = magnitude > (UINT64_MAX - d) / 10 ? UINT64_MAX : magnitude * 10 + d;
         }
     }
     int fraction = 0;
@@ -246,16 +248,24 @@ static int read_number(Cursor *c, int *kind, int64_t *value) {
         if (c->p >= c->end || *c->p < '0' || *c->p > '9') return -1;
         while (c->p < c->end && *c->p >= '0' && *c->p <= '9') c->p++;
     }
+    int64_t exponent = 0;
     if (c->p < c->end && (*c->p == 'e' || *c->p == 'E')) {
         fraction = 1;
         c->p++;
-        if (c->p < c->end && (*c->p == '+' || *c->p == '-')) c->p++;
+        int exponent_negative = 0;
+        if (c->p < c->end && (*c->p == '+' || *c->p == '-')) exponent_negative = *c->p++ == '-';
         if (c->p >= c->end || *c->p < '0' || *c->p > '9') return -1;
-        while (c->p < c->end && *c->p >= '0' && *c->p <= '9') c->p++;
+        for (; c->p < c->end && *c->p >= '0' && *c->p <= '9'; c->p++)
+            if (exponent < 100000) exponent = exponent * 10 + (*c->p - '0');
+        if (exponent_negative) exponent = -exponent;
     }
     if (fraction) {
+        /* below 10^(digits + exponent): with "0" before the point, below 10^exponent */
+        if (digits + exponent > 308) return -1;
         *kind = KIND_FLOAT;
-    } else if (overflow || magnitude > (uint64_t)INT64_MAX + (uint64_t)negative) {
+    } else if (digits > MAX_INT_DIGITS) {
+        return -1;
+    } else if (magnitude > (uint64_t)INT64_MAX + (uint64_t)negative) {
         *kind = KIND_BIGINT;
     } else {
         *kind = KIND_INT;

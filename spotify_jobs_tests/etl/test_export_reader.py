@@ -123,10 +123,48 @@ def test_absent_fields_non_objects_and_whitespace():
         b'[{"\\u0061": 1}]',  # an escaped key
         b"[" + b"[" * 70 + b"]" * 70 + b"]",  # nested beyond the reader's depth
         b'\xef\xbb\xbf[{"a": 1}]',  # a byte order mark
+        b'[{"a": 1e999}]',  # beyond a double
+        b'[{"zz": [-2e308]}]',
+        b'[{"a": 0.5e309}]',
+        b'[{"a": 1' + b"0" * 4100 + b"}]",  # more digits than Python's int() takes
     ],
 )
 def test_declined_files(data):
     assert _read(data) is None
+
+
+def test_numbers_within_range_are_read():
+    columns, _ = _read(b'[{"a": 9.9e307}, {"a": 0.5e308}, {"a": 1e-999}, {"a": 1' + b"0" * 3000 + b"}]")
+    assert [k for k, _, _ in columns["a"]] == [FLOAT, FLOAT, FLOAT, BIGINT]
+
+
+_T = TRACK.encode()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'[{"ts": "2026-10-31T12:00:00Z", "username": "u", "ms_played": 1e999, "spotify_track_uri": "%s"}]'
+        % _T,
+        b'[{"ts": "2026-10-31T12:00:00Z", "username": "u", "ms_played": 5, "spotify_track_uri": "%s", "skipped": [1e999]}]'
+        % _T,
+        b'[{"ts": "2026-10-31T12:00:00Z", "username": "u", "ms_played": 5, "spotify_track_uri": "%s", "zz": 1e999}]'
+        % _T,
+        b'[{"ts": "2026-10-31T12:00:00Z", "username": "u", "ms_played": 1.5e307, "spotify_track_uri": "%s"}]'
+        % _T,
+        b'[{"ts": "2026-10-31T12:00:00Z", "username": "u", "ms_played": 1' + b"0" * 4100 + b"}]",
+        b'[{"ts": "2026-10-31T12:00:00Z", "ts": "2026-10-31T12:00:01Z", "username": "u", "ms_played": 5}]',
+        b'[{"ts": "2026-10-31T12:00:00Z", "username": "\u0075", "ms_played": 5, "spotify_track_uri": "%s"}]'
+        % _T,
+        b'[{"ts": "2026-10-31T12:00:00Z", "username": "\ud83d\ude00", "ms_played": 5, "spotify_track_uri": "%s"}]'
+        % _T,
+    ],
+)
+def test_edge_files_give_the_same_results_both_ways(data, monkeypatch):
+    files = [ExportFile("e1/Streaming_History_Audio_0.json", "e1", data)]
+    by_c = _rows(parse_files(files))
+    monkeypatch.setattr(parse, "read_exports", decline_every_file)
+    assert _rows(parse_files(files)) == by_c
 
 
 def test_declined_files_still_go_through_the_rules():
