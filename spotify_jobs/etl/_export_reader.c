@@ -25,7 +25,6 @@ enum {
 #define MAX_FIELDS 32
 #define MAX_DEPTH 64
 #define MAX_KEY 64
-#define MAX_INT_DIGITS 4000 /* Python's int() refuses more than 4300 */
 
 typedef struct {
     char *data;
@@ -58,6 +57,7 @@ typedef struct {
     Column columns[MAX_FIELDS];
     Buf starts, ends; /* int64 per record: the element's byte span in its file */
     int64_t records;
+    int64_t max_int_digits; /* sys.get_int_max_str_digits(), which msgspec follows; 0: no limit */
     int out_of_memory;
 } Reader;
 
@@ -223,8 +223,8 @@ static int read_string(Reader *r, Cursor *c, Buf *out, int *escaped) {
 
 /* A number at c->p: its kind, and its value when it is an integer within int64. -1 (read the file the slow way)
    also for numbers a decoder may refuse: a float that may exceed the largest double (decimal exponent 308 or
-   more, counted from above) and an integer of more than MAX_INT_DIGITS digits. */
-static int read_number(Cursor *c, int *kind, int64_t *value) {
+   more, counted from above) and an integer of as many digits as Python's limit or more. */
+static int read_number(const Reader *r, Cursor *c, int *kind, int64_t *value) {
     int negative = 0;
     if (*c->p == '-') {
         negative = 1;
@@ -263,7 +263,7 @@ static int read_number(Cursor *c, int *kind, int64_t *value) {
         /* below 10^(digits + exponent): with "0" before the point, below 10^exponent */
         if (digits + exponent > 308) return -1;
         *kind = KIND_FLOAT;
-    } else if (digits > MAX_INT_DIGITS) {
+    } else if (r->max_int_digits > 0 && digits >= r->max_int_digits) {
         return -1;
     } else if (magnitude > (uint64_t)INT64_MAX + (uint64_t)negative) {
         *kind = KIND_BIGINT;
@@ -366,7 +366,7 @@ static int read_value(Reader *r, Cursor *c, int depth, int *kind, int64_t *value
     }
     default:
         if (*c->p != '-' && (*c->p < '0' || *c->p > '9')) return -1;
-        if (read_number(c, &k, &v)) return -1;
+        if (read_number(r, c, &k, &v)) return -1;
     }
     *kind = k;
     *value = v;
@@ -421,7 +421,7 @@ static int new_record(Reader *r, Cursor *c) {
 
 /* One array element at c->p: an object's requested fields go to the columns. */
 static int read_record(Reader *r, Cursor *c) {
-    if (new_record(r, c)) return -1;
+    if (c->p >= c->end || new_record(r, c)) return -1;
     int64_t index = r->records;
     if (*c->p != '{') {
         int ignored_kind;
@@ -558,7 +558,7 @@ static PyObject *read_exports(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OO", &files_arg, &fields_arg)) return NULL;
     PyObject *files = PySequence_Fast(files_arg, "files must be a sequence of bytes-like objects");
     if (!files) return NULL;
-    PyObject *fields = PySequence_Fast(fields_arg, "fields must be a sequence of str");
+    PyObject *fields = PySequence_Tuple(fields_arg); /* our own: its names outlive the released GIL */
     if (!fields) {
         Py_DECREF(files);
         return NULL;
@@ -574,6 +574,15 @@ static PyObject *read_exports(PyObject *self, PyObject *args) {
         PyErr_Format(PyExc_ValueError, "at most %d fields", MAX_FIELDS);
         goto done;
     }
+    PyObject *limit = PySys_GetObject("get_int_max_str_digits"); /* borrowed */
+    PyObject *digits = limit ? PyObject_CallNoArgs(limit) : NULL;
+    if (!digits) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "sys.get_int_max_str_digits is missing");
+        goto done;
+    }
+    r.max_int_digits = PyLong_AsLongLong(digits);
+    Py_DECREF(digits);
+    if (r.max_int_digits == -1 && PyErr_Occurred()) goto done;
     r.count = (int)n_fields;
     memset(r.by_length, -1, sizeof r.by_length);
     for (Py_ssize_t f = 0; f < n_fields; f++) {

@@ -126,7 +126,7 @@ def test_absent_fields_non_objects_and_whitespace():
         b'[{"a": 1e999}]',  # beyond a double
         b'[{"zz": [-2e308]}]',
         b'[{"a": 0.5e309}]',
-        b'[{"a": 1' + b"0" * 4100 + b"}]",  # more digits than Python's int() takes
+        b'[{"a": 1' + b"0" * 5000 + b"}]",  # more digits than Python's int() takes (4300)
     ],
 )
 def test_declined_files(data):
@@ -152,7 +152,7 @@ _T = TRACK.encode()
         % _T,
         b'[{"ts": "2026-10-31T12:00:00Z", "username": "u", "ms_played": 1.5e307, "spotify_track_uri": "%s"}]'
         % _T,
-        b'[{"ts": "2026-10-31T12:00:00Z", "username": "u", "ms_played": 1' + b"0" * 4100 + b"}]",
+        b'[{"ts": "2026-10-31T12:00:00Z", "username": "u", "ms_played": 1' + b"0" * 5000 + b"}]",
         b'[{"ts": "2026-10-31T12:00:00Z", "ts": "2026-10-31T12:00:01Z", "username": "u", "ms_played": 5}]',
         b'[{"ts": "2026-10-31T12:00:00Z", "username": "\u0075", "ms_played": 5, "spotify_track_uri": "%s"}]'
         % _T,
@@ -265,3 +265,43 @@ def test_random_files_read_the_same_by_the_c_reader_and_by_msgspec(seed, monkeyp
             by_msgspec = _rows(parse_files(files, with_event_fields=with_event_fields))
         assert by_c == by_msgspec
         assert by_c["counts"][0] > 500 and by_c["quarantine"] and by_c["counts"][2]
+
+
+GUARD_PAGE_READS = """
+import ctypes, mmap, sys
+from spotify_jobs.etl._export_reader import read_exports
+
+libc = ctypes.CDLL(None)
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+page = mmap.PAGESIZE
+document = sys.argv[1].encode()
+for end in range(len(document) + 1):  # every prefix, its last byte the last readable one
+    data = document[:end]
+    memory = mmap.mmap(-1, 2 * page)
+    memory[page - len(data) : page] = data
+    assert libc.mprotect(ctypes.addressof(ctypes.c_char.from_buffer(memory)) + page, page, 0) == 0
+    read_exports([memoryview(memory)[page - len(data) : page]], ("a", "b"))
+print("ok")
+"""
+
+
+def test_no_read_past_the_end_of_any_prefix_of_a_file():
+    """Each prefix of a document lies at the end of a readable page followed by an unreadable one: a read past
+    the buffer would kill the child process."""
+    import subprocess
+    import sys
+
+    document = '[{"a": "x\\\\u00e9\\\\ud83d\\\\ude00", "b": [1, -2.5e3, {"c": null}], "zz": true}, 7, {"a": false} ,{}]'
+    result = subprocess.run(
+        [sys.executable, "-c", GUARD_PAGE_READS, document], capture_output=True, text=True, timeout=120
+    )
+    assert (result.returncode, result.stdout.strip()) == (0, "ok"), result.stderr[-2000:]
+
+
+def test_integers_longer_than_pythons_limit_are_declined(monkeypatch):
+    import sys
+
+    data = b'[{"a": ' + b"9" * 1000 + b"}]"
+    assert _read(data)[0]["a"][0][0] == BIGINT
+    monkeypatch.setattr(sys, "get_int_max_str_digits", lambda: 640)  # msgspec would refuse these digits
+    assert _read(data) is None
