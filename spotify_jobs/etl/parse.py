@@ -240,17 +240,11 @@ def decode_records(data: bytes, with_event_fields: bool) -> list:
     """The file's records as structs of the fields read (any JSON value each; None when absent);
     FileUnreadable unless the file is one JSON array."""
     try:
-        return _decoder(with_event_fields).decode(data)
-    except msgspec.ValidationError:
-        pass  # valid JSON of another shape, or an array holding non-objects
+        try:
+            return _decoder(with_event_fields).decode(data)
+        except msgspec.ValidationError:  # valid JSON of another shape, or an array holding non-objects
+            items = _any_decoder().decode(data)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec raises the latter for invalid UTF-8
-        raise FileUnreadable(f"not readable JSON: {exc}") from None
-    try:
-        items = _any_decoder().decode(data)
-    except (
-        msgspec.DecodeError,
-        UnicodeDecodeError,
-    ) as exc:  # malformed after an element that is not an object
         raise FileUnreadable(f"not readable JSON: {exc}") from None
     if not isinstance(items, list):
         raise FileUnreadable(f"top-level JSON value is {_json_type(items)}, not an array")
@@ -443,8 +437,9 @@ class _FileParts:
     unreadable: list[tuple[int, QuarantineRow]] = field(default_factory=list)  # (file position, row)
 
 
-def _split(files: Sequence[ExportFile], fields: Sequence[str]) -> _FileParts:
+def _split(files: Sequence[ExportFile], with_event_fields: bool) -> _FileParts:
     """Read the files: most by the C reader in one call, the ones it declines decoded the slow way."""
+    fields = fields_read(with_event_fields)
     per_file, starts, ends, raw = read_exports([f.data for f in files], fields)
     per_file = np.frombuffer(per_file, np.int64).tolist()
     starts, ends = np.frombuffer(starts, np.int64), np.frombuffer(ends, np.int64)
@@ -461,7 +456,7 @@ def _split(files: Sequence[ExportFile], fields: Sequence[str]) -> _FileParts:
             parts.columns.append(fast.slice(run_start, at))
         run_start = at
         try:
-            records = decode_records(file.data, with_event_fields=len(fields) > len(KEY_FIELDS))
+            records = decode_records(file.data, with_event_fields)
         except FileUnreadable as exc:
             parts.unreadable.append((position, unreadable_row(file.source_file, str(exc))))
             parts.records.append(0)
@@ -470,7 +465,7 @@ def _split(files: Sequence[ExportFile], fields: Sequence[str]) -> _FileParts:
         parts.columns.append(_value_columns(records, fields))
         parts.records.append(len(records))
         parts.record_of.append(records.__getitem__)
-    if at > run_start:
+    if at > run_start or not parts.columns:  # the last run of read files, or empty columns when none
         parts.columns.append(fast.slice(run_start, at) if run_start else fast)
     return parts
 
@@ -482,12 +477,11 @@ def parse_files(files: Sequence[ExportFile], *, with_event_fields: bool = True) 
     Without `with_event_fields` only the fields the rules and daily_track_stats need are read and
     `event_columns` stays empty (the same counts, faster).
     """
-    fields = fields_read(with_event_fields)
-    parts = _split(files, fields)
+    parts = _split(files, with_event_fields)
     counts = np.array(parts.records, np.int64)
     n = int(counts.sum())
     file_of = np.repeat(np.arange(len(files)), counts)
-    columns = _Columns.concat(parts.columns) if parts.columns else _value_columns([], fields)
+    columns = _Columns.concat(parts.columns)
     export_ids = pa.array([f.export_id for f in files], pa.string()).take(pa.array(file_of))
     listener_keys, listener_idx = _listeners(columns, export_ids)
     ts_ok, ts_ns = _timestamps(columns.strings["ts"])

@@ -468,10 +468,8 @@ def _prepare(batch: list[InputFile], key: bytes, with_events: bool) -> Prepared:
     """A batch read and parsed, without repeats, with its listening_events rows when those are wanted."""
     read = [_read(file) for file in batch]
     failed = [row for row in read if isinstance(row, QuarantineRow)]
-    exports = [f for f in read if isinstance(f, ExportFile)]
+    parsed = parse_files([f for f in read if isinstance(f, ExportFile)], with_event_fields=with_events)
     del read  # the files' bytes go as soon as they are parsed
-    parsed = parse_files(exports, with_event_fields=with_events)
-    del exports
     if failed:  # in file (path) order among the batch's other rows
         parsed.unreadable += len(failed)
         parsed.quarantine = sorted(parsed.quarantine + failed, key=lambda r: (r.source_file, r.record_index))
